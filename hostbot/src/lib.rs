@@ -1,0 +1,1 @@
+//! hostbot: see README.md
