@@ -1,1 +1,201 @@
-//! End-to-end test support.
+//! End-to-end test support, shared by the test binaries in `tests/`.
+//!
+//! These tests drive real programs (the hostbot and harness binaries, a Docker engine, a
+//! registry), so the helpers here are about the world outside the process: where the workspace
+//! is ([`workspace_root`]), a free port ([`free_port`]), waiting for a condition with a deadline
+//! instead of sleeping ([`wait_until`]), running commands with useful errors ([`run`]), and
+//! deciding what to do when an external dependency is missing ([`require`]: skip loudly on a
+//! workstation, fail in CI).
+//!
+//! # Layout
+//!
+//! Everything is in this file; it is small and has one purpose.
+
+use std::ffi::OsStr;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+
+/// The workspace root (where the root `Cargo.toml`, `Dockerfile` and `manifests/` are).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago. Another process may take it before the
+/// caller binds it; prefer letting the program bind port 0 and report its address when it can.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A suffix unique enough for names of throwaway resources (image tags, container names).
+pub fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    format!("{}-{nanos:08x}", std::process::id())
+}
+
+/// Whether this run is in CI (`CI=true`), where a missing dependency is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
+}
+
+/// Decides what a test does when `what` is not available: `Ok` -> run (returns `true`); missing
+/// in CI -> panic with the reason; missing elsewhere -> print a loud `SKIPPED` line with `hint`
+/// to stderr and return `false`, so the test can return early.
+pub fn require(what: &str, probe: Result<(), String>, hint: &str) -> bool {
+    match probe {
+        Ok(()) => true,
+        Err(reason) if in_ci() => panic!("{what} not reachable ({reason}) and CI=true: {hint}"),
+        Err(reason) => {
+            eprintln!("\n*** SKIPPED: {what} not reachable — {hint} ({reason}) ***\n");
+            false
+        }
+    }
+}
+
+/// Probes the Docker engine through the `docker` CLI (`$DOCKER`, default `docker`).
+pub fn docker_available() -> Result<(), String> {
+    let output = Command::new(docker_cli())
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map_err(|err| format!("cannot run {}: {err}", docker_cli()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// Probes a Docker registry's API root (`GET http://{addr}/v2/`).
+pub async fn registry_available(addr: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|err| err.to_string())?;
+    match client.get(format!("http://{addr}/v2/")).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("GET /v2/ answered {}", response.status())),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// The Docker CLI to use: `$DOCKER` or `docker` from `PATH`.
+pub fn docker_cli() -> String {
+    std::env::var("DOCKER").unwrap_or_else(|_| "docker".to_owned())
+}
+
+/// Runs `docker args...` in `dir` and returns its trimmed stdout; a failure carries stderr.
+pub fn docker<I, S>(dir: &Path, args: I) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(docker_cli());
+    command.current_dir(dir).args(args);
+    run(&mut command)
+}
+
+/// Runs `command` to completion and returns its trimmed stdout; a non-zero exit is an error
+/// naming the command and carrying its stderr.
+pub fn run(command: &mut Command) -> anyhow::Result<String> {
+    let shown = format!("{command:?}");
+    let output = command.output().with_context(|| format!("cannot run {shown}"))?;
+    if !output.status.success() {
+        bail!(
+            "{shown} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Polls `check` every 20 ms until it returns `Ok(Some(_))`, and fails with `what` and the last
+/// error after `timeout`. An `Err` from `check` means "not yet" and is kept for the message.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("condition not met");
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(err) => last = format!("{err:#}"),
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Builds the static hostbot binary the `prebuilt` Docker target packages, in the workspace's
+/// own target directory, and returns its path.
+pub fn build_static_hostbot() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    run(Command::new(cargo)
+        .current_dir(&root)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args(["build", "--release", "-p", "hostbot", "--target", "x86_64-unknown-linux-gnu"]))?;
+    let binary = root.join("target/x86_64-unknown-linux-gnu/release/hostbot");
+    anyhow::ensure!(binary.is_file(), "cargo built no {}", binary.display());
+    Ok(binary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_root_has_the_dockerfile_and_manifests() {
+        let root = workspace_root();
+        assert!(root.join("Cargo.toml").is_file());
+        assert!(root.join("Dockerfile").is_file());
+        assert!(root.join("manifests").is_dir());
+    }
+
+    #[test]
+    fn free_port_is_bindable() {
+        let port = free_port().unwrap();
+        TcpListener::bind(("127.0.0.1", port)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_until_returns_the_value_or_names_the_condition() {
+        let mut calls = 0;
+        let value = wait_until("third call", Duration::from_secs(5), || {
+            calls += 1;
+            let done = calls >= 3;
+            async move { Ok(done.then_some(calls)) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 3);
+
+        let err = wait_until::<(), _, _>("never", Duration::from_millis(50), || async {
+            anyhow::bail!("still broken")
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("waiting for never") && err.contains("still broken"), "{err}");
+    }
+
+    #[test]
+    fn failed_commands_carry_stderr() {
+        let err = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("oops") && err.contains("exit status: 3"), "{err}");
+    }
+}

@@ -2,6 +2,8 @@
 //!
 //! [`load`] sends the requests, [`stats`] measures them.
 
+pub mod embedded_ops;
+pub mod kube_ops;
 pub mod load;
 pub mod ops;
 pub mod report;

@@ -6,11 +6,33 @@
 //! - [`selector`]: label selectors.
 //! - [`names`]: template hashes and generated names.
 //! - [`defaults`], [`validate`]: what the API server does to every write.
+//! - [`manifest`]: loading manifest files and applying them (`apply -f`, `delete -f`).
+//! - [`ipam`]: loopback pod and cluster IPs, NodePorts.
+//! - [`kubelet`]: the node agent: runs pods' containers, probes, volumes, status ([`kubelet::spawn`]).
+//! - [`runtime`]: container runtimes (real processes or in-process hostbots) and the image catalog.
+//! - [`proxy`]: the Service proxy (kube-proxy, IPVS style) ([`proxy::ServiceProxy`]).
+//! - [`portforward`]: `port-forward` to pods, Deployments, ReplicaSets and Services.
+//! - [`controller`]: Deployment, ReplicaSet, Endpoints and Reloader reconcilers ([`controller::spawn`]).
+//! - [`podutil`]: pod readiness, availability and controller references.
+//! - [`api`]: the Kubernetes API over HTTPS that the real kubectl drives ([`api::serve`]);
+//!   [`kubeconfig`] writes the file that points kubectl at it.
 
+pub mod api;
+pub mod check;
+pub mod cluster;
+pub mod controller;
 pub mod defaults;
 pub mod error;
+pub mod ipam;
+pub mod kubeconfig;
+pub mod kubelet;
+pub mod manifest;
 pub mod names;
 pub mod object;
+pub mod podutil;
+pub mod portforward;
+pub mod proxy;
+pub mod runtime;
 pub mod selector;
 pub mod store;
 pub mod validate;

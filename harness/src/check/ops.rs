@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+
 /// What the checker needs to know about a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodInfo {
@@ -51,6 +54,49 @@ pub trait ClusterOps: Send + Sync {
         container: Option<&str>,
         image: &str,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The checker's view of a pod.
+pub fn pod_info(pod: &Pod) -> PodInfo {
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    PodInfo {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        ready,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        labels: pod.metadata.labels.clone().unwrap_or_default(),
+    }
+}
+
+/// `kubectl rollout status`'s judgement of a Deployment.
+pub fn rollout_state(d: &Deployment) -> RolloutState {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
+    let status = d.status.clone().unwrap_or_default();
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    let deadline = status.conditions.iter().flatten().any(|c| {
+        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    let (complete, message) = if status.observed_generation.unwrap_or(0) < generation {
+        (false, "Waiting for deployment spec update to be observed...".to_owned())
+    } else if deadline {
+        (false, format!("deployment {name:?} exceeded its progress deadline"))
+    } else if updated < want {
+        (false, format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated..."))
+    } else if total > updated {
+        (false, format!("Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...", total - updated))
+    } else if available < updated {
+        (false, format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."))
+    } else {
+        (true, format!("deployment {name:?} successfully rolled out"))
+    };
+    RolloutState { complete, message }
 }
 
 /// The merge patch of `kubectl rollout restart`.

@@ -1,0 +1,590 @@
+//! The cells of a Table row per kind, computed as upstream's printers
+//! (`pkg/printers/internalversion/printers.go`) do: the pod STATUS from container states
+//! (`ContainerCreating`, `CrashLoopBackOff`, `Init:0/1`, `Completed`, `Terminating`, ...),
+//! RESTARTS with `(5s ago)`, service ports as `8080:30599/TCP`, endpoints as
+//! `10.0.0.1:80,10.0.0.2:80 + 1 more...`, `<none>` for empty values.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{
+    Endpoints, Event, Namespace, Pod, PodTemplateSpec, Secret, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use serde_json::{Value, json};
+
+use super::{human_duration, since};
+use crate::object::Object;
+
+/// The cells of `object`'s row, one per column of its kind.
+pub fn cells(object: &Object, now: Timestamp) -> Vec<Value> {
+    let age = json!(since(object.meta().creation_timestamp.as_ref(), now));
+    let name = json!(object.name());
+    match object {
+        Object::Pod(pod) => pod_cells(pod, now),
+        Object::Deployment(d) => deployment_cells(d, name, age),
+        Object::ReplicaSet(rs) => replica_set_cells(rs, name, age),
+        Object::Service(svc) => service_cells(svc, name, age),
+        Object::Endpoints(ep) => vec![name, json!(format_endpoints(ep)), age],
+        Object::ConfigMap(cm) => {
+            let count = cm.data.as_ref().map_or(0, BTreeMap::len)
+                + cm.binary_data.as_ref().map_or(0, BTreeMap::len);
+            vec![name, json!(count), age]
+        }
+        Object::Secret(secret) => secret_cells(secret, name, age),
+        Object::Namespace(ns) => namespace_cells(ns, name, age),
+        Object::Event(event) => event_cells(event, now),
+    }
+}
+
+/// Row conditions: upstream marks finished pods `Completed`.
+pub fn row_conditions(object: &Object) -> Option<Value> {
+    let Object::Pod(pod) = object else {
+        return None;
+    };
+    let (reason, message) = match pod.status.as_ref()?.phase.as_deref()? {
+        "Succeeded" => ("Succeeded", "The pod has completed successfully."),
+        "Failed" => ("Failed", "The pod failed."),
+        _ => return None,
+    };
+    Some(json!([{"type": "Completed", "status": "True", "reason": reason, "message": message}]))
+}
+
+fn or_none(text: &str) -> String {
+    if text.is_empty() {
+        "<none>".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+fn pod_cells(pod: &Pod, now: Timestamp) -> Vec<Value> {
+    let summary = pod_summary(pod, now);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let ip = status
+        .pod_ips
+        .as_ref()
+        .and_then(|ips| ips.first())
+        .map(|ip| ip.ip.clone())
+        .or(status.pod_ip.clone())
+        .unwrap_or_default();
+    let conditions = status.conditions.unwrap_or_default();
+    let gates = spec.readiness_gates.unwrap_or_default();
+    let readiness_gates = if gates.is_empty() {
+        "<none>".to_owned()
+    } else {
+        let ready = gates
+            .iter()
+            .filter(|g| {
+                conditions
+                    .iter()
+                    .find(|c| c.type_ == g.condition_type)
+                    .is_some_and(|c| c.status == "True")
+            })
+            .count();
+        format!("{ready}/{}", gates.len())
+    };
+    vec![
+        json!(pod.metadata.name.clone().unwrap_or_default()),
+        json!(summary.ready),
+        json!(summary.status),
+        json!(summary.restarts),
+        json!(since(pod.metadata.creation_timestamp.as_ref(), now)),
+        json!(or_none(&ip)),
+        json!(or_none(spec.node_name.as_deref().unwrap_or_default())),
+        json!(or_none(status.nominated_node_name.as_deref().unwrap_or_default())),
+        json!(readiness_gates),
+    ]
+}
+
+/// READY, STATUS and RESTARTS of a pod.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PodSummary {
+    pub ready: String,
+    pub status: String,
+    pub restarts: String,
+}
+
+fn condition_true(pod: &Pod, type_: &str) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+        .is_some_and(|c| c.status == "True")
+}
+
+fn later(a: Option<Timestamp>, b: Option<&Time>) -> Option<Timestamp> {
+    match (a, b.map(|t| t.0)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The pod's row summary, following upstream's `printPod` step by step.
+pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or_default();
+    let mut reason = status.reason.clone().filter(|r| !r.is_empty()).unwrap_or(phase.clone());
+    for condition in status.conditions.iter().flatten() {
+        if condition.type_ == "PodScheduled" && condition.reason.as_deref() == Some("SchedulingGated") {
+            reason = "SchedulingGated".to_owned();
+        }
+    }
+    let init_specs = spec.init_containers.unwrap_or_default();
+    let restartable = |name: &str| {
+        init_specs
+            .iter()
+            .find(|c| c.name == name)
+            .is_some_and(|c| c.restart_policy.as_deref() == Some("Always"))
+    };
+    let total = spec.containers.len()
+        + init_specs
+            .iter()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+            .count();
+    let mut ready = 0;
+    let mut restarts = 0i64;
+    let mut sidecar_restarts = 0i64;
+    let mut last_restart: Option<Timestamp> = None;
+    let mut last_sidecar_restart: Option<Timestamp> = None;
+    let mut initializing = false;
+    for (i, container) in status.init_container_statuses.iter().flatten().enumerate() {
+        restarts += i64::from(container.restart_count);
+        let last_terminated = container.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        if let Some(t) = last_terminated {
+            last_restart = later(last_restart, t.finished_at.as_ref());
+        }
+        let is_sidecar = restartable(&container.name);
+        if is_sidecar {
+            sidecar_restarts += i64::from(container.restart_count);
+            if let Some(t) = last_terminated {
+                last_sidecar_restart = later(last_sidecar_restart, t.finished_at.as_ref());
+            }
+        }
+        let state = container.state.clone().unwrap_or_default();
+        if state.terminated.as_ref().is_some_and(|t| t.exit_code == 0) {
+            continue;
+        }
+        if is_sidecar && container.started == Some(true) {
+            if container.ready {
+                ready += 1;
+            }
+            continue;
+        }
+        if let Some(t) = &state.terminated {
+            reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(r) => format!("Init:{r}"),
+                None => match t.signal.filter(|s| *s != 0) {
+                    Some(signal) => format!("Init:Signal:{signal}"),
+                    None => format!("Init:ExitCode:{}", t.exit_code),
+                },
+            };
+        } else if let Some(r) = state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.as_deref())
+            .filter(|r| !r.is_empty() && *r != "PodInitializing")
+        {
+            reason = format!("Init:{r}");
+        } else {
+            reason = format!("Init:{i}/{}", init_specs.len());
+        }
+        initializing = true;
+        break;
+    }
+    if !initializing || condition_true(pod, "Initialized") {
+        restarts = sidecar_restarts;
+        last_restart = last_sidecar_restart;
+        let mut has_running = false;
+        for container in status.container_statuses.iter().flatten().rev() {
+            restarts += i64::from(container.restart_count);
+            if let Some(t) = container.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                last_restart = later(last_restart, t.finished_at.as_ref());
+            }
+            let state = container.state.clone().unwrap_or_default();
+            let waiting = state.waiting.as_ref().and_then(|w| w.reason.clone()).filter(|r| !r.is_empty());
+            if let Some(r) = waiting {
+                reason = r;
+            } else if let Some(t) = &state.terminated {
+                reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
+                    Some(r) => r.to_owned(),
+                    None => match t.signal.filter(|s| *s != 0) {
+                        Some(signal) => format!("Signal:{signal}"),
+                        None => format!("ExitCode:{}", t.exit_code),
+                    },
+                };
+            } else if container.ready && state.running.is_some() {
+                has_running = true;
+                ready += 1;
+            }
+        }
+        if reason == "Completed" && has_running {
+            reason = if condition_true(pod, "Ready") {
+                "Running".to_owned()
+            } else {
+                "NotReady".to_owned()
+            };
+        }
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        if status.reason.as_deref() == Some("NodeLost") {
+            reason = "Unknown".to_owned();
+        } else if phase != "Succeeded" && phase != "Failed" {
+            reason = "Terminating".to_owned();
+        }
+    }
+    let restarts = match last_restart {
+        Some(at) if restarts != 0 => {
+            format!("{restarts} ({} ago)", human_duration(now.duration_since(at).as_secs()))
+        }
+        _ => restarts.to_string(),
+    };
+    PodSummary {
+        ready: format!("{ready}/{total}"),
+        status: reason,
+        restarts,
+    }
+}
+
+/// A label selector as upstream prints it: `app=web,tier in (a,b),!canary`, sorted by key.
+pub fn format_selector(selector: Option<&LabelSelector>) -> String {
+    let Some(selector) = selector else {
+        return "<none>".to_owned();
+    };
+    let mut terms: Vec<(String, String)> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), format!("{k}={v}")))
+        .collect();
+    for expr in selector.match_expressions.iter().flatten() {
+        let mut values = expr.values.clone().unwrap_or_default();
+        values.sort();
+        let term = match expr.operator.as_str() {
+            "In" => format!("{} in ({})", expr.key, values.join(",")),
+            "NotIn" => format!("{} notin ({})", expr.key, values.join(",")),
+            "Exists" => expr.key.clone(),
+            "DoesNotExist" => format!("!{}", expr.key),
+            other => format!("{} {other} ({})", expr.key, values.join(",")),
+        };
+        terms.push((expr.key.clone(), term));
+    }
+    terms.sort();
+    terms.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+}
+
+fn template_cells(template: Option<&PodTemplateSpec>, selector: Option<&LabelSelector>) -> [Value; 3] {
+    let containers = template
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    let images: Vec<&str> = containers
+        .iter()
+        .map(|c| c.image.as_deref().unwrap_or_default())
+        .collect();
+    [
+        json!(names.join(",")),
+        json!(images.join(",")),
+        json!(format_selector(selector)),
+    ]
+}
+
+fn deployment_cells(d: &Deployment, name: Value, age: Value) -> Vec<Value> {
+    let spec = d.spec.clone().unwrap_or_default();
+    let status = d.status.clone().unwrap_or_default();
+    let desired = spec.replicas.unwrap_or(1);
+    let mut cells = vec![
+        name,
+        json!(format!("{}/{desired}", status.ready_replicas.unwrap_or(0))),
+        json!(status.updated_replicas.unwrap_or(0)),
+        json!(status.available_replicas.unwrap_or(0)),
+        age,
+    ];
+    cells.extend(template_cells(Some(&spec.template), Some(&spec.selector)));
+    cells
+}
+
+fn replica_set_cells(rs: &ReplicaSet, name: Value, age: Value) -> Vec<Value> {
+    let spec = rs.spec.clone().unwrap_or_default();
+    let status = rs.status.clone().unwrap_or_default();
+    let mut cells = vec![
+        name,
+        json!(spec.replicas.unwrap_or(1)),
+        json!(status.replicas),
+        json!(status.ready_replicas.unwrap_or(0)),
+        age,
+    ];
+    cells.extend(template_cells(spec.template.as_ref(), Some(&spec.selector)));
+    cells
+}
+
+fn service_cells(svc: &Service, name: Value, age: Value) -> Vec<Value> {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let type_ = spec.type_.clone().unwrap_or_else(|| "ClusterIP".to_owned());
+    let external_ips = spec.external_ips.clone().unwrap_or_default();
+    let external = match type_.as_str() {
+        "ClusterIP" | "NodePort" => or_none(&external_ips.join(",")),
+        "LoadBalancer" => {
+            let mut ips: Vec<String> = svc
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|i| i.ip.or(i.hostname))
+                .collect();
+            ips.extend(external_ips);
+            if ips.is_empty() {
+                "<pending>".to_owned()
+            } else {
+                ips.join(",")
+            }
+        }
+        "ExternalName" => spec.external_name.clone().unwrap_or_default(),
+        _ => "<unknown>".to_owned(),
+    };
+    let ports: Vec<String> = spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let protocol = p.protocol.as_deref().unwrap_or("TCP");
+            match p.node_port.filter(|n| *n != 0) {
+                Some(node_port) => format!("{}:{node_port}/{protocol}", p.port),
+                None => format!("{}/{protocol}", p.port),
+            }
+        })
+        .collect();
+    let selector = spec
+        .selector
+        .as_ref()
+        .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .unwrap_or_default();
+    vec![
+        name,
+        json!(type_),
+        json!(or_none(spec.cluster_ip.as_deref().unwrap_or_default())),
+        json!(external),
+        json!(or_none(&ports.join(","))),
+        age,
+        json!(or_none(&selector)),
+    ]
+}
+
+/// Upstream's `formatEndpoints`: at most three `ip:port`, then `+ N more...`.
+pub fn format_endpoints(endpoints: &Endpoints) -> String {
+    const MAX: usize = 3;
+    let subsets = endpoints.subsets.clone().unwrap_or_default();
+    if subsets.is_empty() {
+        return "<none>".to_owned();
+    }
+    let mut list = Vec::new();
+    let mut count = 0;
+    let mut more = false;
+    for subset in &subsets {
+        let addresses = subset.addresses.clone().unwrap_or_default();
+        let ports = subset.ports.clone().unwrap_or_default();
+        if ports.is_empty() {
+            count += addresses.len();
+            for address in &addresses {
+                if list.len() == MAX {
+                    more = true;
+                    break;
+                }
+                list.push(address.ip.clone());
+            }
+            continue;
+        }
+        for port in &ports {
+            count += addresses.len();
+            for address in &addresses {
+                if list.len() == MAX {
+                    more = true;
+                    break;
+                }
+                let host = if address.ip.contains(':') {
+                    format!("[{}]", address.ip)
+                } else {
+                    address.ip.clone()
+                };
+                list.push(format!("{host}:{}", port.port));
+            }
+        }
+    }
+    let joined = list.join(",");
+    if more {
+        format!("{joined} + {} more...", count - MAX)
+    } else {
+        joined
+    }
+}
+
+fn secret_cells(secret: &Secret, name: Value, age: Value) -> Vec<Value> {
+    let count = secret.data.as_ref().map_or(0, BTreeMap::len)
+        + secret.string_data.as_ref().map_or(0, BTreeMap::len);
+    vec![
+        name,
+        json!(secret.type_.clone().unwrap_or_else(|| "Opaque".to_owned())),
+        json!(count),
+        age,
+    ]
+}
+
+fn namespace_cells(ns: &Namespace, name: Value, age: Value) -> Vec<Value> {
+    let phase = ns
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Active".to_owned());
+    vec![name, json!(phase), age]
+}
+
+fn event_cells(event: &Event, now: Timestamp) -> Vec<Value> {
+    let first = match (&event.first_timestamp, &event.event_time) {
+        (Some(t), _) => since(Some(t), now),
+        (None, Some(micro)) => human_duration(now.duration_since(micro.0).as_secs()),
+        (None, None) => "<unknown>".to_owned(),
+    };
+    let last = match &event.last_timestamp {
+        Some(t) => since(Some(t), now),
+        None => first.clone(),
+    };
+    let (last, count) = match &event.series {
+        Some(series) => (
+            series
+                .last_observed_time
+                .as_ref()
+                .map_or(last, |t| human_duration(now.duration_since(t.0).as_secs())),
+            series.count.unwrap_or(1),
+        ),
+        None => (last, event.count.filter(|c| *c != 0).unwrap_or(1)),
+    };
+    let involved = &event.involved_object;
+    let kind = involved.kind.clone().unwrap_or_default().to_lowercase();
+    let target = match involved.name.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => format!("{kind}/{name}"),
+        None => kind,
+    };
+    let source = event.source.clone().unwrap_or_default();
+    let component = source
+        .component
+        .filter(|c| !c.is_empty())
+        .or(event.reporting_component.clone())
+        .unwrap_or_default();
+    let host = source
+        .host
+        .filter(|h| !h.is_empty())
+        .or(event.reporting_instance.clone())
+        .unwrap_or_default();
+    let source = match (component.is_empty(), host.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => component,
+        (false, false) => format!("{component}, {host}"),
+    };
+    vec![
+        json!(last),
+        json!(event.type_.clone().unwrap_or_default()),
+        json!(event.reason.clone().unwrap_or_default()),
+        json!(target),
+        json!(involved.field_path.clone().unwrap_or_default()),
+        json!(source),
+        json!(event.message.clone().unwrap_or_default().trim()),
+        json!(first),
+        json!(count),
+        json!(event.metadata.name.clone().unwrap_or_default()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+
+    fn pod(value: Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn status_of(value: Value) -> String {
+        pod_summary(&pod(value), Timestamp::now()).status
+    }
+
+    #[test]
+    fn pod_status_words() {
+        let one = json!([{"name": "web"}]);
+        let cases = [
+            (json!({"spec": {"containers": one}, "status": {"phase": "Pending"}}), "Pending"),
+            (json!({"spec": {"containers": one}, "status": {"phase": "Pending",
+                "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ContainerCreating"}}}]}}), "ContainerCreating"),
+            (json!({"spec": {"containers": one}, "status": {"phase": "Running",
+                "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 3,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}), "CrashLoopBackOff"),
+            (json!({"spec": {"containers": one}, "status": {"phase": "Succeeded",
+                "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}), "Completed"),
+            (json!({"spec": {"containers": one}, "status": {"phase": "Failed",
+                "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 2}}}]}}), "ExitCode:2"),
+            (json!({"spec": {"containers": one, "initContainers": [{"name": "init"}]}, "status": {"phase": "Pending",
+                "initContainerStatuses": [{"name": "init", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"running": {}}}]}}), "Init:0/1"),
+            (json!({"spec": {"containers": one, "initContainers": [{"name": "init"}]}, "status": {"phase": "Pending",
+                "initContainerStatuses": [{"name": "init", "image": "", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ErrImagePull"}}}]}}), "Init:ErrImagePull"),
+            (json!({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}, "spec": {"containers": one},
+                "status": {"phase": "Running"}}), "Terminating"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(status_of(value.clone()), want, "{value}");
+        }
+    }
+
+    #[test]
+    fn ready_and_restarts_with_age() {
+        let finished = Timestamp::now() - SignedDuration::from_secs(5);
+        let p = pod(json!({
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "a", "image": "", "imageID": "", "ready": true, "restartCount": 2, "state": {"running": {}},
+                 "lastState": {"terminated": {"exitCode": 1, "finishedAt": finished.to_string()}}},
+                {"name": "b", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": {"running": {}}}
+            ]}
+        }));
+        let summary = pod_summary(&p, Timestamp::now());
+        assert_eq!(summary.ready, "1/2");
+        assert_eq!(summary.status, "Running");
+        assert_eq!(summary.restarts, "2 (5s ago)");
+    }
+
+    #[test]
+    fn services_and_endpoints() {
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
+            "type": "NodePort", "clusterIP": "10.96.0.10", "selector": {"app": "web"},
+            "ports": [{"port": 8080, "nodePort": 30599}, {"port": 53, "protocol": "UDP"}]}})).unwrap();
+        let cells = service_cells(&svc, json!("web"), json!("1s"));
+        assert_eq!(cells[1], "NodePort");
+        assert_eq!(cells[3], "<none>");
+        assert_eq!(cells[4], "8080:30599/TCP,53/UDP");
+        assert_eq!(cells[6], "app=web");
+        let empty: Endpoints = serde_json::from_value(json!({"metadata": {"name": "web"}})).unwrap();
+        assert_eq!(format_endpoints(&empty), "<none>");
+        let ep: Endpoints = serde_json::from_value(json!({"metadata": {"name": "web"}, "subsets": [{
+            "addresses": [{"ip": "127.1.0.2"}, {"ip": "127.1.0.3"}, {"ip": "127.1.0.4"}, {"ip": "127.1.0.5"}],
+            "ports": [{"port": 80}]}]})).unwrap();
+        assert_eq!(format_endpoints(&ep), "127.1.0.2:80,127.1.0.3:80,127.1.0.4:80 + 1 more...");
+    }
+
+    #[test]
+    fn selectors_print_sorted() {
+        let selector: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"tier": "front", "app": "web"},
+            "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]})).unwrap();
+        assert_eq!(format_selector(Some(&selector)), "app=web,!canary,tier=front");
+    }
+}

@@ -1,0 +1,262 @@
+//! [`KubeOps`]: [`ClusterOps`] over the Kubernetes API with the `kube` crate, so the same check
+//! runs on the embedded cluster's API, kind, k3s or a production cluster; and
+//! [`forward_service`], a local port that sends each new connection to a ready pod behind a
+//! Service through the API's pod port-forward, round-robin, so it survives pod churn.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Endpoints, Pod};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use kube::{Client, Config};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::ops::{ClusterOps, PodInfo, RolloutState, pod_info, rollout_state};
+use crate::object::Kind;
+
+/// Cluster operations in one namespace, through the API.
+#[derive(Clone)]
+pub struct KubeOps {
+    client: Client,
+    namespace: String,
+}
+
+impl KubeOps {
+    /// Connects with a kubeconfig file and an optional context.
+    pub async fn connect(
+        kubeconfig: &Path,
+        context: Option<&str>,
+        namespace: Option<&str>,
+    ) -> anyhow::Result<KubeOps> {
+        let file = Kubeconfig::read_from(kubeconfig)
+            .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
+        let options = KubeConfigOptions {
+            context: context.map(str::to_owned),
+            ..Default::default()
+        };
+        let config = Config::from_custom_kubeconfig(file, &options)
+            .await
+            .with_context(|| format!("kubeconfig {}: unusable context", kubeconfig.display()))?;
+        let namespace = namespace
+            .map(str::to_owned)
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let url = config.cluster_url.to_string();
+        let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
+        client
+            .apiserver_version()
+            .await
+            .with_context(|| format!("cluster at {url} is unreachable"))?;
+        Ok(KubeOps { client, namespace })
+    }
+
+    /// The API client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The namespace the operations act in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn dynamic(&self, kind: &str) -> anyhow::Result<(Api<DynamicObject>, Kind)> {
+        let kind = Kind::parse(kind).with_context(|| {
+            format!("unknown kind {kind:?}: supported are {}", Kind::supported_list())
+        })?;
+        let resource = ApiResource {
+            group: kind.group().into(),
+            version: "v1".into(),
+            api_version: kind.api_version().into(),
+            kind: kind.name().into(),
+            plural: kind.plural().into(),
+        };
+        let api = if kind.namespaced() {
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
+        } else {
+            Api::all_with(self.client.clone(), &resource)
+        };
+        Ok((api, kind))
+    }
+}
+
+impl ClusterOps for KubeOps {
+    async fn apply(&self, path: &Path) -> anyhow::Result<()> {
+        let manifests = crate::manifest::load_path(path)?;
+        for manifest in manifests {
+            let object = manifest.object;
+            let (api, _) = self.dynamic(object.kind().name())?;
+            let mut json = object.to_json();
+            if let Some(meta) = json.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.insert("namespace".into(), self.namespace.clone().into());
+            }
+            let name = object.name().to_owned();
+            match api.get_opt(&name).await? {
+                None => {
+                    let dynamic: DynamicObject = serde_json::from_value(json)?;
+                    api.create(&PostParams::default(), &dynamic)
+                        .await
+                        .with_context(|| format!("creating {} {name:?}", object.kind()))?;
+                }
+                Some(_) => {
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&json))
+                        .await
+                        .with_context(|| format!("updating {} {name:?}", object.kind()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn merge_patch(&self, kind: &str, name: &str, patch: serde_json::Value) -> anyhow::Result<()> {
+        let (api, kind) = self.dynamic(kind)?;
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("patching {} {name:?}", kind.singular()))?;
+        Ok(())
+    }
+
+    async fn delete(&self, kind: &str, name: &str) -> anyhow::Result<()> {
+        let (api, kind) = self.dynamic(kind)?;
+        api.delete(name, &DeleteParams::background())
+            .await
+            .with_context(|| format!("deleting {} {name:?}", kind.singular()))?;
+        Ok(())
+    }
+
+    async fn pods(&self, selector: &str) -> anyhow::Result<Vec<PodInfo>> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut params = ListParams::default();
+        if !selector.is_empty() {
+            params = params.labels(selector);
+        }
+        let pods = api.list(&params).await.context("listing pods")?;
+        Ok(pods.items.iter().map(pod_info).collect())
+    }
+
+    async fn kill_container(&self, pod: &str) -> anyhow::Result<()> {
+        bail!(
+            "cannot kill a container process of pod {pod} through the API; this step needs the embedded cluster"
+        )
+    }
+
+    async fn rollout(&self, deployment: &str) -> anyhow::Result<RolloutState> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let d = api
+            .get(deployment)
+            .await
+            .with_context(|| format!("deployment {deployment:?}"))?;
+        Ok(rollout_state(&d))
+    }
+
+    async fn set_image(&self, deployment: &str, container: Option<&str>, image: &str) -> anyhow::Result<()> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let d = api.get(deployment).await.with_context(|| format!("deployment {deployment:?}"))?;
+        let containers = d.spec.and_then(|s| s.template.spec).map(|s| s.containers).unwrap_or_default();
+        let name = match container {
+            Some(c) => c.to_owned(),
+            None => containers.first().map(|c| c.name.clone()).context("deployment has no container")?,
+        };
+        if !containers.iter().any(|c| c.name == name) {
+            bail!("deployment {deployment:?} has no container {name:?}");
+        }
+        let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": name, "image": image}
+        ]}}}});
+        api.patch(deployment, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .with_context(|| format!("setting the image of deployment {deployment:?}"))?;
+        Ok(())
+    }
+}
+
+/// Listens on 127.0.0.1 (port 0 = any) and forwards each new connection to the next ready pod
+/// behind `service` (round-robin over its Endpoints), through the API's pod port-forward.
+pub async fn forward_service(
+    ops: KubeOps,
+    service: &str,
+    service_port: u16,
+    local_port: u16,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(("127.0.0.1", local_port))
+        .await
+        .with_context(|| format!("unable to listen on port {local_port}"))?;
+    let addr = listener.local_addr()?;
+    let (service, next) = (service.to_owned(), Arc::new(AtomicUsize::new(0)));
+    let inner = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let (mut socket, _) = tokio::select! {
+                _ = cancel.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                },
+            };
+            let (ops, service, next, cancel) = (ops.clone(), service.clone(), next.clone(), cancel.clone());
+            inner.spawn(async move {
+                let Ok((pod, port)) = pick_endpoint(&ops, &service, service_port, &next).await else {
+                    let _ = socket.set_zero_linger();
+                    return;
+                };
+                let pods: Api<Pod> = Api::namespaced(ops.client.clone(), &ops.namespace);
+                let Ok(mut forwarder) = pods.portforward(&pod, &[port]).await else {
+                    let _ = socket.set_zero_linger();
+                    return;
+                };
+                if let Some(mut upstream) = forwarder.take_stream(port) {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream) => {}
+                    }
+                }
+                forwarder.abort();
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn pick_endpoint(
+    ops: &KubeOps,
+    service: &str,
+    service_port: u16,
+    next: &AtomicUsize,
+) -> anyhow::Result<(String, u16)> {
+    let api: Api<Endpoints> = Api::namespaced(ops.client.clone(), &ops.namespace);
+    let endpoints = api.get(service).await?;
+    let svc_api: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(ops.client.clone(), &ops.namespace);
+    let svc = svc_api.get(service).await?;
+    let port_name = svc
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.port == i32::from(service_port))
+        .and_then(|p| p.name);
+    let mut targets = Vec::new();
+    for subset in endpoints.subsets.iter().flatten() {
+        let port = subset.ports.iter().flatten().find(|p| port_name.is_none() || p.name == port_name);
+        let Some(port) = port else { continue };
+        for address in subset.addresses.iter().flatten() {
+            if let Some(pod) = address.target_ref.as_ref().and_then(|r| r.name.clone()) {
+                targets.push((pod, port.port as u16));
+            }
+        }
+    }
+    if targets.is_empty() {
+        bail!("service {service:?} has no ready endpoints");
+    }
+    targets.sort();
+    Ok(targets[next.fetch_add(1, Ordering::Relaxed) % targets.len()].clone())
+}

@@ -1,0 +1,66 @@
+//! Command-line parsing and the three commands.
+
+mod check;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// An embedded single-machine cluster that speaks Kubernetes, and an availability checker.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, about, long_about = None)]
+pub struct Cli {
+    /// More logs (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run load through a forwarded port while the cluster is disrupted, and say whether
+    /// availability held (exit 0: all scenarios passed, 1: a scenario failed, 2: usage or set-up
+    /// error).
+    Check(check::CheckArgs),
+}
+
+/// Which container runtime runs pods.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum RuntimeArg {
+    /// Every container is a real OS process (default).
+    Process,
+    /// The hostbot library served from tasks inside the harness (for scale).
+    Inprocess,
+}
+
+impl From<RuntimeArg> for harness::runtime::RuntimeKind {
+    fn from(arg: RuntimeArg) -> Self {
+        match arg {
+            RuntimeArg::Process => harness::runtime::RuntimeKind::Process,
+            RuntimeArg::Inprocess => harness::runtime::RuntimeKind::InProcess,
+        }
+    }
+}
+
+/// Logs go to stderr; `-v` shows the harness's own info lines, `-vv` debug.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,harness=info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => check::run(args).await,
+    }
+}

@@ -1,0 +1,527 @@
+//! The endpoints controller: for each Service with a selector, an `Endpoints` object of the same
+//! name listing the pods behind it (upstream `pkg/controller/endpoint`).
+//!
+//! A pod is listed when it matches the selector, has an IP, has not finished and is not being
+//! deleted (unless `publishNotReadyAddresses`): under `addresses` when Ready, under
+//! `notReadyAddresses` otherwise. Each Service port resolves per pod (a number, or a container
+//! port name looked up in that pod; a pod without the name is skipped for that port), and
+//! addresses are grouped into subsets by the set of ports they serve (`RepackSubsets`). With no
+//! address the object has no subsets, which kubectl shows as `<none>`. Services without a
+//! selector are left alone: their Endpoints are written by hand. Writes happen only on change.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    ServicePort,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::controller::Reconciler;
+use crate::error::{Error, Result};
+use crate::object::{Kind, ObjectKey};
+use crate::podutil::{is_pod_ready, is_pod_terminal};
+use crate::selector::Selector;
+use crate::store::{DeleteOptions, Store, WatchEvent};
+
+/// The label upstream puts on the Endpoints of a headless Service.
+const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+
+/// The port a Service port reaches on `pod`: `targetPort` as a number, or the container port of
+/// that name and protocol (regular containers, then restartable init containers); `None` when the
+/// pod has no such port (`podutil.FindPort`).
+pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
+    let protocol = port.protocol.as_deref().unwrap_or("TCP");
+    match port.target_port.as_ref() {
+        None => Some(port.port),
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(name)) => {
+            let spec = pod.spec.as_ref()?;
+            let sidecars = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            spec.containers
+                .iter()
+                .chain(sidecars)
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| {
+                    p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
+                })
+                .map(|p| p.container_port)
+        }
+    }
+}
+
+/// Whether `pod` belongs in the Endpoints at all (`ShouldPodBeInEndpoints`).
+fn listed(pod: &Pod, include_terminating: bool) -> bool {
+    let has_ip = pod.status.as_ref().is_some_and(|s| {
+        s.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
+            || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
+    });
+    !is_pod_terminal(pod) && has_ip && (include_terminating || pod.metadata.deletion_timestamp.is_none())
+}
+
+/// The pod's address for the Service's IP family (`podToEndpointAddressForService`).
+fn address(service: &Service, pod: &Pod) -> Option<EndpointAddress> {
+    let spec = service.spec.as_ref();
+    let want_v6 = spec
+        .and_then(|s| s.ip_families.as_ref())
+        .and_then(|f| f.first())
+        .is_some_and(|f| f == "IPv6");
+    let status = pod.status.as_ref()?;
+    let candidates = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .map(|p| p.ip.as_str())
+        .chain(status.pod_ip.as_deref());
+    let ip = candidates
+        .filter(|ip| !ip.is_empty())
+        .find(|ip| ip.contains(':') == want_v6)?;
+    let pod_spec = pod.spec.as_ref();
+    let node_name = pod_spec
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty());
+    let service_name = service.metadata.name.as_deref();
+    let hostname = pod_spec
+        .filter(|s| {
+            s.hostname.as_deref().is_some_and(|h| !h.is_empty())
+                && s.subdomain.as_deref() == service_name
+                && pod.metadata.namespace == service.metadata.namespace
+        })
+        .and_then(|s| s.hostname.clone());
+    Some(EndpointAddress {
+        ip: ip.to_owned(),
+        hostname,
+        node_name,
+        target_ref: Some(ObjectReference {
+            kind: Some("Pod".into()),
+            namespace: pod.metadata.namespace.clone(),
+            name: pod.metadata.name.clone(),
+            uid: pod.metadata.uid.clone(),
+            ..Default::default()
+        }),
+    })
+}
+
+/// An `EndpointPort` as a sortable key (name, port, protocol, appProtocol).
+type PortKey = (Option<String>, i32, Option<String>, Option<String>);
+/// An address identity as upstream keys it: IP and pod uid.
+type AddressKey = (String, String);
+
+/// The subsets for `service` over the candidate `pods` (those matching its selector).
+pub fn desired_subsets(service: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
+    let spec = service.spec.clone().unwrap_or_default();
+    let tolerate_unready = spec.publish_not_ready_addresses == Some(true);
+    let headless = spec.cluster_ip.as_deref() == Some("None");
+    let ports = spec.ports.unwrap_or_default();
+    // port -> address -> ready, as `mapAddressByPort` accumulates it.
+    let mut by_port: BTreeMap<PortKey, BTreeMap<AddressKey, bool>> = BTreeMap::new();
+    let mut addresses: BTreeMap<AddressKey, EndpointAddress> = BTreeMap::new();
+    let mut add = |port: PortKey, address: &EndpointAddress, ready: bool| {
+        let uid = address
+            .target_ref
+            .as_ref()
+            .and_then(|r| r.uid.clone())
+            .unwrap_or_default();
+        let key = (address.ip.clone(), uid);
+        addresses.entry(key.clone()).or_insert_with(|| address.clone());
+        let entry = by_port.entry(port).or_default().entry(key).or_insert(ready);
+        *entry |= ready;
+    };
+    for pod in pods.iter().filter(|p| listed(p, tolerate_unready)) {
+        let Some(address) = address(service, pod) else {
+            continue;
+        };
+        let ready = tolerate_unready || is_pod_ready(pod);
+        if ports.is_empty() {
+            if headless {
+                add((None, -1, None, None), &address, ready);
+            }
+            continue;
+        }
+        for port in &ports {
+            let Some(number) = find_port(pod, port) else {
+                continue;
+            };
+            let key = (
+                port.name.clone(),
+                number,
+                Some(port.protocol.clone().unwrap_or_else(|| "TCP".into())),
+                port.app_protocol.clone(),
+            );
+            add(key, &address, ready);
+        }
+    }
+    // Group ports by the exact set of (address, readiness) that serves them.
+    let mut groups: BTreeMap<Vec<(AddressKey, bool)>, Vec<PortKey>> = BTreeMap::new();
+    for (port, set) in by_port {
+        let ports = groups.entry(set.into_iter().collect()).or_default();
+        if port.1 > 0 {
+            ports.push(port);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(set, mut ports)| {
+            ports.sort_by(|a, b| (a.1, &a.0, &a.2).cmp(&(b.1, &b.0, &b.2)));
+            let (ready, not_ready): (Vec<_>, Vec<_>) = set.into_iter().partition(|(_, r)| *r);
+            let list = |v: Vec<(AddressKey, bool)>| {
+                let out: Vec<EndpointAddress> =
+                    v.into_iter().map(|(k, _)| addresses[&k].clone()).collect();
+                (!out.is_empty()).then_some(out)
+            };
+            let ports: Vec<EndpointPort> = ports
+                .into_iter()
+                .map(|(name, port, protocol, app_protocol)| EndpointPort {
+                    name,
+                    port,
+                    protocol,
+                    app_protocol,
+                })
+                .collect();
+            EndpointSubset {
+                addresses: list(ready),
+                not_ready_addresses: list(not_ready),
+                ports: (!ports.is_empty()).then_some(ports),
+            }
+        })
+        .collect()
+}
+
+/// The labels of a Service's Endpoints: the Service's, plus the headless marker.
+fn endpoint_labels(service: &Service) -> Option<BTreeMap<String, String>> {
+    let mut labels = service.metadata.labels.clone().unwrap_or_default();
+    let headless = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None");
+    if headless {
+        labels.insert(HEADLESS_LABEL.to_owned(), String::new());
+    } else {
+        labels.remove(HEADLESS_LABEL);
+    }
+    (!labels.is_empty()).then_some(labels)
+}
+
+/// Reconciles the Endpoints of Services, keyed by the Service's (namespace, name).
+#[derive(Debug)]
+pub struct EndpointsController {
+    store: Arc<Store>,
+}
+
+impl EndpointsController {
+    pub fn new(store: Arc<Store>) -> EndpointsController {
+        EndpointsController { store }
+    }
+}
+
+/// The selector of a Service, if it has a non-empty one.
+fn service_selector(service: &Service) -> Option<Selector> {
+    let selector = service.spec.as_ref()?.selector.as_ref()?;
+    (!selector.is_empty()).then(|| Selector::from_map(selector))
+}
+
+impl Reconciler for EndpointsController {
+    type Key = (String, String);
+    const NAME: &'static str = "endpoints";
+
+    fn keys_for(&mut self, event: &WatchEvent) -> Vec<Self::Key> {
+        let object = &event.object;
+        let namespace = object.namespace().to_owned();
+        match object.kind() {
+            Kind::Service | Kind::Endpoints => vec![(namespace, object.name().to_owned())],
+            Kind::Pod => {
+                let mut keys: Vec<Self::Key> = self
+                    .store
+                    .list_as::<Service>(Some(&namespace), &Selector::default())
+                    .iter()
+                    .filter(|s| service_selector(s).is_some_and(|sel| sel.matches(object.labels())))
+                    .map(|s| (namespace.clone(), s.metadata.name.clone().unwrap_or_default()))
+                    .collect();
+                // Services that listed the pod before its labels changed.
+                for ep in self
+                    .store
+                    .list_as::<Endpoints>(Some(&namespace), &Selector::default())
+                {
+                    let lists_pod = ep.subsets.iter().flatten().any(|s| {
+                        s.addresses
+                            .iter()
+                            .flatten()
+                            .chain(s.not_ready_addresses.iter().flatten())
+                            .any(|a| {
+                                a.target_ref.as_ref().and_then(|r| r.name.as_deref())
+                                    == Some(object.name())
+                            })
+                    });
+                    if lists_pod {
+                        keys.push((namespace.clone(), ep.metadata.name.clone().unwrap_or_default()));
+                    }
+                }
+                keys
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn all_keys(&mut self) -> Vec<Self::Key> {
+        self.store
+            .list(Kind::Service, None)
+            .iter()
+            .map(|s| (s.namespace().to_owned(), s.name().to_owned()))
+            .collect()
+    }
+
+    fn reconcile(&mut self, (namespace, name): &Self::Key) -> Result<Option<Duration>> {
+        let Some(service) = self.store.get_as::<Service>(namespace, name) else {
+            // The Service is gone: so are its Endpoints.
+            let key = ObjectKey::new(Kind::Endpoints, namespace, name);
+            return match self.store.delete(&key, DeleteOptions::default()) {
+                Ok(_) | Err(Error::NotFound(_)) => Ok(None),
+                Err(err) => Err(err),
+            };
+        };
+        let spec = service.spec.as_ref();
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            return Ok(None);
+        }
+        let Some(selector) = service_selector(&service) else {
+            return Ok(None);
+        };
+        let pods = self.store.list_as::<Pod>(Some(namespace), &selector);
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let subsets = desired_subsets(&service, &refs);
+        let subsets = (!subsets.is_empty()).then_some(subsets);
+        let labels = endpoint_labels(&service);
+        match self.store.get_as::<Endpoints>(namespace, name) {
+            Some(current) => {
+                if current.subsets == subsets && current.metadata.labels == labels {
+                    return Ok(None);
+                }
+                self.store.modify::<Endpoints, _>(namespace, name, |ep| {
+                    ep.subsets = subsets;
+                    ep.metadata.labels = labels;
+                })?;
+            }
+            None => {
+                let endpoints = Endpoints {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(namespace.clone()),
+                        labels,
+                        ..Default::default()
+                    },
+                    subsets,
+                };
+                match self.store.create_as(endpoints) {
+                    // Created by someone meanwhile: the next event brings us back.
+                    Ok(_) | Err(Error::AlreadyExists(_)) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerPort, PodCondition, PodSpec, PodStatus, ServiceSpec,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn pod(name: &str, ip: Option<&str>, ready: bool, ports: &[(&str, i32)]) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("harness".into()),
+                containers: vec![Container {
+                    name: "app".into(),
+                    ports: Some(
+                        ports
+                            .iter()
+                            .map(|(n, p)| ContainerPort {
+                                name: Some((*n).into()),
+                                container_port: *p,
+                                protocol: Some("TCP".into()),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                pod_ip: ip.map(Into::into),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn service(ports: Vec<ServicePort>) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                labels: Some(BTreeMap::from([("team".to_owned(), "blue".to_owned())])),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: Some(BTreeMap::from([("app".to_owned(), "web".to_owned())])),
+                ports: Some(ports),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn port(name: &str, port: i32, target: Option<IntOrString>) -> ServicePort {
+        ServicePort {
+            name: (!name.is_empty()).then(|| name.to_owned()),
+            port,
+            target_port: target,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }
+    }
+
+    fn ips(list: &Option<Vec<EndpointAddress>>) -> Vec<&str> {
+        list.iter().flatten().map(|a| a.ip.as_str()).collect()
+    }
+
+    fn port_numbers(subset: &EndpointSubset) -> Vec<i32> {
+        subset.ports.iter().flatten().map(|p| p.port).collect()
+    }
+
+    #[test]
+    fn port_resolution_table() {
+        let p = pod("a", Some("10.0.0.1"), true, &[("http", 8080), ("metrics", 9090)]);
+        let cases = [
+            (port("", 80, Some(IntOrString::Int(8081))), Some(8081)),
+            (port("", 80, None), Some(80)),
+            (port("", 80, Some(IntOrString::String("http".into()))), Some(8080)),
+            (port("", 80, Some(IntOrString::String("metrics".into()))), Some(9090)),
+            (port("", 80, Some(IntOrString::String("grpc".into()))), None),
+            (
+                ServicePort {
+                    protocol: Some("UDP".into()),
+                    ..port("", 80, Some(IntOrString::String("http".into())))
+                },
+                None,
+            ),
+        ];
+        for (i, (service_port, want)) in cases.iter().enumerate() {
+            assert_eq!(find_port(&p, service_port), *want, "case {i}");
+        }
+        let mut sidecar = pod("s", Some("10.0.0.2"), true, &[]);
+        sidecar.spec.as_mut().unwrap().init_containers = Some(vec![Container {
+            name: "proxy".into(),
+            restart_policy: Some("Always".into()),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: 15001,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }]);
+        let named = port("", 80, Some(IntOrString::String("http".into())));
+        assert_eq!(find_port(&sidecar, &named), Some(15001));
+    }
+
+    #[test]
+    fn ready_and_not_ready_addresses() {
+        let svc = service(vec![port("http", 80, Some(IntOrString::Int(8080)))]);
+        let mut terminating = pod("t", Some("10.0.0.9"), true, &[]);
+        terminating.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+        let mut failed = pod("f", Some("10.0.0.8"), false, &[]);
+        failed.status.as_mut().unwrap().phase = Some("Failed".into());
+        let pods = [
+            pod("b", Some("10.0.0.2"), true, &[]),
+            pod("a", Some("10.0.0.1"), true, &[]),
+            pod("c", Some("10.0.0.3"), false, &[]),
+            pod("no-ip", None, true, &[]),
+            terminating,
+            failed,
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let subsets = desired_subsets(&svc, &refs);
+        assert_eq!(subsets.len(), 1);
+        assert_eq!(ips(&subsets[0].addresses), ["10.0.0.1", "10.0.0.2"]);
+        assert_eq!(ips(&subsets[0].not_ready_addresses), ["10.0.0.3"]);
+        assert_eq!(port_numbers(&subsets[0]), [8080]);
+        let a = &subsets[0].addresses.as_ref().unwrap()[0];
+        let target = a.target_ref.as_ref().unwrap();
+        assert_eq!((target.kind.as_deref(), target.name.as_deref()), (Some("Pod"), Some("a")));
+        assert_eq!(a.node_name.as_deref(), Some("harness"));
+
+        // publishNotReadyAddresses lists everyone as ready, terminating pods included.
+        let mut tolerant = svc.clone();
+        tolerant.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
+        let subsets = desired_subsets(&tolerant, &refs);
+        assert_eq!(ips(&subsets[0].addresses).len(), 4);
+        assert_eq!(subsets[0].not_ready_addresses, None);
+    }
+
+    #[test]
+    fn named_ports_group_into_subsets() {
+        // Pod a serves "http" on 8080, pod b on 9000; only a has "metrics".
+        let svc = service(vec![
+            port("web", 80, Some(IntOrString::String("http".into()))),
+            port("metrics", 9100, Some(IntOrString::String("metrics".into()))),
+        ]);
+        let pods = [
+            pod("a", Some("10.0.0.1"), true, &[("http", 8080), ("metrics", 9090)]),
+            pod("b", Some("10.0.0.2"), true, &[("http", 9000)]),
+            pod("c", Some("10.0.0.3"), true, &[("http", 8080), ("metrics", 9090)]),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let subsets = desired_subsets(&svc, &refs);
+        let mut shape: Vec<(Vec<&str>, Vec<i32>)> = subsets
+            .iter()
+            .map(|s| (ips(&s.addresses), port_numbers(s)))
+            .collect();
+        shape.sort();
+        assert_eq!(
+            shape,
+            [
+                (vec!["10.0.0.1", "10.0.0.3"], vec![8080, 9090]),
+                (vec!["10.0.0.2"], vec![9000]),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_pods_no_subsets_and_headless() {
+        let svc = service(vec![port("", 80, None)]);
+        assert!(desired_subsets(&svc, &[]).is_empty());
+        let mut headless = service(vec![]);
+        headless.spec.as_mut().unwrap().cluster_ip = Some("None".into());
+        let p = pod("a", Some("10.0.0.1"), true, &[]);
+        let subsets = desired_subsets(&headless, &[&p]);
+        assert_eq!(subsets.len(), 1);
+        assert_eq!(subsets[0].ports, None);
+        assert_eq!(endpoint_labels(&headless).unwrap()[HEADLESS_LABEL], "");
+        assert_eq!(endpoint_labels(&svc).unwrap().get(HEADLESS_LABEL), None);
+        // Without ports and not headless: nothing.
+        assert!(desired_subsets(&service(vec![]), &[&p]).is_empty());
+    }
+}

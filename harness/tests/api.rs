@@ -1,0 +1,823 @@
+//! The API server driven by the real kubectl: each test starts `api::serve` on a fresh store
+//! (no controllers, no kubelet), writes a kubeconfig and a discovery cache into a temp dir, runs
+//! kubectl commands and asserts on what kubectl prints and on what the store holds.
+//!
+//! kubectl must be on PATH; without it the tests are skipped loudly, except under `CI=true`
+//! where that is a failure.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness::api::{self, ApiOptions, ApiServer, BoxFuture, LogOptions, LogStream, NodeServices};
+use harness::kubeconfig;
+use harness::object::{Kind, Object, ObjectKey};
+use harness::store::{EventType, Store};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStatus, Pod, PodCondition, PodSpec,
+    PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether kubectl can run here; `false` means skip (outside CI).
+fn kubectl_available() -> bool {
+    let found = std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("kubectl is not on PATH: the API tests need the real kubectl (v1.32)");
+        }
+        eprintln!("SKIPPED: kubectl is not on PATH; the API tests need the real kubectl (v1.32)");
+    }
+    found
+}
+
+/// The node side for tests: fixed logs, connections to the pod's `status.podIP`.
+struct TestNode {
+    store: Arc<Store>,
+}
+
+impl NodeServices for TestNode {
+    fn logs(&self, _namespace: &str, pod: &str, options: &LogOptions) -> harness::Result<LogStream> {
+        let lines: Vec<String> = (1..=3)
+            .map(|i| format!("{pod}/{} line {i}\n", options.container))
+            .collect();
+        let keep = options
+            .tail_lines
+            .map_or(lines.len(), |n| usize::try_from(n).unwrap_or(0).min(lines.len()));
+        Ok(api::log_stream_from(lines[lines.len() - keep..].concat()))
+    }
+
+    fn connect<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, io::Result<TcpStream>> {
+        Box::pin(async move {
+            let pod = self
+                .store
+                .get_as::<Pod>(namespace, pod)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "pod not found"))?;
+            let ip = pod
+                .status
+                .and_then(|s| s.pod_ip)
+                .ok_or_else(|| io::Error::other("the pod has no IP"))?;
+            TcpStream::connect((ip.as_str(), port)).await
+        })
+    }
+}
+
+/// A running API server with a kubeconfig pointing at it.
+struct Cluster {
+    store: Arc<Store>,
+    server: ApiServer,
+    dir: tempfile::TempDir,
+    token: String,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let store = Store::new();
+        let dir = tempfile::tempdir().unwrap();
+        let token = format!("token-{}", rand::random::<u64>());
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let node = Arc::new(TestNode {
+            store: store.clone(),
+        });
+        let options = ApiOptions {
+            port: 0,
+            token: token.clone(),
+            state_dir: dir.path().join("state"),
+        };
+        let server = api::serve(store.clone(), node, options, &tracker, cancel.clone())
+            .await
+            .unwrap();
+        kubeconfig::write(
+            &dir.path().join("kubeconfig"),
+            &server.url(),
+            server.ca_pem(),
+            &token,
+            "harness",
+        )
+        .unwrap();
+        Cluster {
+            store,
+            server,
+            dir,
+            token,
+            cancel,
+            tracker,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(self.path("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.path("cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        self.run_command(self.command(args), args).await
+    }
+
+    async fn run_command(&self, mut command: Command, args: &[&str]) -> Output {
+        let output = tokio::time::timeout(TIMEOUT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in {TIMEOUT:?}"))
+            .unwrap();
+        output
+    }
+
+    /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
+    async fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        let (stdout, stderr) = texts(&output);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            output.status
+        );
+        stdout
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    async fn fails(&self, args: &[&str]) -> String {
+        let output = self.run(args).await;
+        let (stdout, stderr) = texts(&output);
+        assert!(
+            !output.status.success(),
+            "kubectl {args:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        stderr
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn deployment(&self, name: &str) -> Deployment {
+        self.store.get_as::<Deployment>("default", name).unwrap()
+    }
+
+    fn pod(&self, name: &str) -> Option<Pod> {
+        self.store.get_as::<Pod>("default", name)
+    }
+
+    /// Creates a running, ready pod in `default` with the given labels and IP.
+    fn running_pod(&self, name: &str, labels: &[(&str, &str)], ip: &str) -> Pod {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "web".into(),
+                    image: Some("nginx:1.27".into()),
+                    ..Default::default()
+                }],
+                node_name: Some("harness".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.store.create_as(pod).unwrap();
+        let (pod, ()) = self
+            .store
+            .modify::<Pod, _>("default", name, |pod| {
+                pod.status = Some(PodStatus {
+                    phase: Some("Running".into()),
+                    pod_ip: Some(ip.into()),
+                    conditions: Some(vec![PodCondition {
+                        type_: "Ready".into(),
+                        status: "True".into(),
+                        ..Default::default()
+                    }]),
+                    container_statuses: Some(vec![ContainerStatus {
+                        name: "web".into(),
+                        image: "nginx:1.27".into(),
+                        ready: true,
+                        started: Some(true),
+                        state: Some(ContainerState {
+                            running: Some(ContainerStateRunning::default()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                });
+            })
+            .unwrap();
+        pod
+    }
+
+    /// Plays the kubelet's part in deletions: a pod marked for deletion is removed at once.
+    fn simulate_kubelet(&self) {
+        let store = self.store.clone();
+        let mut changes = store.subscribe();
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    event = changes.recv() => event,
+                };
+                let Ok(event) = event else { continue };
+                if let Object::Pod(pod) = event.object.as_ref()
+                    && event.event_type == EventType::Modified
+                    && pod.metadata.deletion_timestamp.is_some()
+                {
+                    let meta = &pod.metadata;
+                    store.remove_terminated_pod(
+                        meta.namespace.as_deref().unwrap_or_default(),
+                        meta.name.as_deref().unwrap_or_default(),
+                        meta.uid.as_deref().unwrap_or_default(),
+                    );
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn texts(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The whitespace-separated fields of the line starting with `first`.
+fn row(table: &str, first: &str) -> Vec<String> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(first))
+        .unwrap_or_else(|| panic!("no row {first:?} in:\n{table}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+const MANIFEST: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        env:
+        - name: A
+          value: \"1\"
+        - name: B
+          value: \"2\"
+        ports:
+        - containerPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: NodePort
+  selector:
+    app: web
+  ports:
+  - port: 8080
+    targetPort: 80
+    nodePort: 30599
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  PORT: \"8080\"
+  HOST: example
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_creates_then_leaves_unchanged_then_configures() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let file = cluster.write("app.yaml", MANIFEST);
+    let file = file.to_str().unwrap();
+
+    let out = cluster.ok(&["apply", "-f", file]).await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    assert!(out.contains("service/web created"), "{out}");
+    assert!(out.contains("configmap/web-config created"), "{out}");
+    let deployment = cluster.deployment("web");
+    let annotations = deployment.metadata.annotations.clone().unwrap_or_default();
+    assert!(annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+
+    let output = cluster.run(&["apply", "-f", file]).await;
+    let (out, err) = texts(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+    assert!(out.contains("service/web unchanged"), "{out}");
+    assert!(out.contains("configmap/web-config unchanged"), "{out}");
+    assert!(!err.contains("warning"), "apply warned: {err}");
+
+    // Change the image, drop env B, add env C: a strategic merge patch.
+    let edited = MANIFEST
+        .replace("nginx:1.25", "nginx:1.27")
+        .replace("        - name: B\n          value: \"2\"\n", "        - name: C\n          value: \"3\"\n");
+    cluster.write("app.yaml", &edited);
+    let out = cluster.ok(&["apply", "-f", file]).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(out.contains("service/web unchanged"), "{out}");
+    let deployment = cluster.deployment("web");
+    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(container.image.as_deref(), Some("nginx:1.27"));
+    let env: Vec<&str> = container.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    assert_eq!(env, ["A", "C"]);
+    assert_eq!(deployment.metadata.generation, Some(2));
+
+    // Unknown fields are rejected (server-side strict validation) and nothing is written.
+    let bad = cluster.write(
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\nspecial: 1\n",
+    );
+    let err = cluster.fails(&["apply", "-f", bad.to_str().unwrap()]).await;
+    assert!(
+        err.contains("strict decoding error: unknown field \"special\""),
+        "{err}"
+    );
+    assert!(
+        cluster
+            .store
+            .get(&ObjectKey::new(Kind::ConfigMap, "default", "bad"))
+            .is_none()
+    );
+
+    // Invalid objects come back as 422 with the field.
+    let invalid = cluster.write(
+        "invalid.yaml",
+        &MANIFEST
+            .split("---")
+            .next()
+            .unwrap()
+            .replace("name: web\n  labels", "name: typo\n  labels")
+            .replace("      labels:\n        app: web", "      labels:\n        app: webx"),
+    );
+    let err = cluster.fails(&["apply", "-f", invalid.to_str().unwrap()]).await;
+    assert!(err.contains("The Deployment \"typo\" is invalid"), "{err}");
+    assert!(err.contains("spec.template.metadata.labels"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_prints_tables_and_every_output_format() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let file = cluster.write("app.yaml", MANIFEST);
+    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    cluster.running_pod("web-abc12", &[("app", "web")], "127.1.0.2");
+    cluster.running_pod("other", &[("app", "other")], "127.1.0.3");
+
+    let out = cluster.ok(&["get", "deploy"]).await;
+    assert!(out.starts_with("NAME"), "{out}");
+    for column in ["READY", "UP-TO-DATE", "AVAILABLE", "AGE"] {
+        assert!(out.lines().next().unwrap().contains(column), "{out}");
+    }
+    assert_eq!(row(&out, "web")[1..4], ["0/3", "0", "0"]);
+
+    let out = cluster.ok(&["get", "pods"]).await;
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert_eq!(row(&out, "web-abc12")[1..4], ["1/1", "Running", "0"]);
+
+    let out = cluster.ok(&["get", "pods", "-o", "wide"]).await;
+    assert!(out.contains("NOMINATED NODE"), "{out}");
+    assert_eq!(row(&out, "web-abc12")[5..7], ["127.1.0.2", "harness"]);
+
+    let out = cluster.ok(&["get", "pods", "-l", "app=web"]).await;
+    assert!(out.contains("web-abc12") && !out.contains("other"), "{out}");
+    let out = cluster
+        .ok(&["get", "pods", "--field-selector", "metadata.name=other"])
+        .await;
+    assert!(!out.contains("web-abc12") && out.contains("other"), "{out}");
+
+    let out = cluster.ok(&["get", "svc"]).await;
+    let web = row(&out, "web");
+    assert_eq!(web[1], "NodePort");
+    assert_eq!(web[4], "8080:30599/TCP");
+    let out = cluster.ok(&["get", "svc", "-o", "wide"]).await;
+    assert!(row(&out, "web").contains(&"app=web".to_owned()), "{out}");
+
+    let out = cluster.ok(&["get", "cm"]).await;
+    assert_eq!(row(&out, "web-config")[1], "2");
+
+    let out = cluster.ok(&["get", "deploy", "-o", "wide"]).await;
+    assert_eq!(row(&out, "web")[5..8], ["web", "nginx:1.25", "app=web"]);
+
+    let out = cluster.ok(&["get", "all"]).await;
+    for name in ["pod/web-abc12", "service/web", "deployment.apps/web"] {
+        assert!(out.contains(name), "{name} missing from get all:\n{out}");
+    }
+
+    let out = cluster.ok(&["get", "deploy,cm"]).await;
+    assert!(out.contains("deployment.apps/web") && out.contains("configmap/web-config"), "{out}");
+
+    let out = cluster.ok(&["get", "deploy", "web", "-o", "yaml"]).await;
+    assert!(out.contains("image: nginx:1.25") && out.contains("kind: Deployment"), "{out}");
+    let out = cluster.ok(&["get", "pods", "-o", "json"]).await;
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    let out = cluster
+        .ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])
+        .await;
+    assert_eq!(out, "3");
+    let out = cluster
+        .ok(&["get", "pods", "-o", "custom-columns=NAME:.metadata.name,IP:.status.podIP"])
+        .await;
+    assert_eq!(row(&out, "web-abc12"), ["web-abc12", "127.1.0.2"]);
+    let out = cluster.ok(&["get", "pods", "-A"]).await;
+    assert_eq!(row(&out, "default")[1], "other");
+    let out = cluster.ok(&["get", "pods", "--show-labels"]).await;
+    assert!(row(&out, "web-abc12").contains(&"app=web".to_owned()), "{out}");
+    let out = cluster.ok(&["get", "pods", "--sort-by", ".metadata.name"]).await;
+    assert!(out.find("other").unwrap() < out.find("web-abc12").unwrap(), "{out}");
+    let out = cluster.ok(&["get", "pods", "-n", "kube-system"]).await;
+    assert!(out.is_empty(), "{out}");
+    let out = cluster.ok(&["get", "ns"]).await;
+    assert_eq!(row(&out, "kube-system")[1], "Active");
+
+    let err = cluster.fails(&["get", "deploy", "missing"]).await;
+    assert!(
+        err.contains("Error from server (NotFound): deployments.apps \"missing\" not found"),
+        "{err}"
+    );
+    let err = cluster.fails(&["get", "pods", "missing"]).await;
+    assert!(err.contains("pods \"missing\" not found"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imperative_commands_patch_the_store() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let file = cluster.write("app.yaml", MANIFEST);
+    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    cluster.running_pod("web-abc12", &[("app", "web")], "127.1.0.2");
+
+    let out = cluster
+        .ok(&["label", "pod", "web-abc12", "app=moved", "--overwrite"])
+        .await;
+    assert!(out.contains("pod/web-abc12 labeled"), "{out}");
+    let labels = cluster.pod("web-abc12").unwrap().metadata.labels.unwrap();
+    assert_eq!(labels["app"], "moved");
+    cluster.ok(&["label", "pod", "web-abc12", "app-"]).await;
+    assert!(cluster.pod("web-abc12").unwrap().metadata.labels.unwrap_or_default().is_empty());
+
+    let out = cluster.ok(&["scale", "deploy/web", "--replicas=5"]).await;
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    assert_eq!(cluster.deployment("web").spec.unwrap().replicas, Some(5));
+
+    let out = cluster.ok(&["set", "image", "deploy/web", "web=nginx:1.28"]).await;
+    assert!(out.contains("deployment.apps/web image updated"), "{out}");
+    let spec = cluster.deployment("web").spec.unwrap();
+    assert_eq!(
+        spec.template.spec.unwrap().containers[0].image.as_deref(),
+        Some("nginx:1.28")
+    );
+
+    let out = cluster.ok(&["rollout", "restart", "deploy/web"]).await;
+    assert!(out.contains("deployment.apps/web restarted"), "{out}");
+    let template = cluster.deployment("web").spec.unwrap().template;
+    let annotations = template.metadata.unwrap().annotations.unwrap_or_default();
+    assert!(
+        annotations.contains_key("kubectl.kubernetes.io/restartedAt"),
+        "{annotations:?}"
+    );
+
+    let mut edit = cluster.command(&["edit", "deploy", "web"]);
+    edit.env("EDITOR", "sed -i -e s/replicas:.5/replicas:\\ 2/");
+    let output = cluster.run_command(edit, &["edit"]).await;
+    let (out, err) = texts(&output);
+    assert!(output.status.success(), "{out}\n{err}");
+    assert!(out.contains("deployment.apps/web edited"), "{out}\n{err}");
+    assert_eq!(cluster.deployment("web").spec.unwrap().replicas, Some(2));
+
+    let object = Object::Deployment(cluster.deployment("web"));
+    cluster
+        .store
+        .record_event(&object, "Normal", "ScalingReplicaSet", "Scaled up replica set web-1 to 2", "deployment-controller");
+    let out = cluster.ok(&["describe", "deploy", "web"]).await;
+    assert!(out.contains("Name:") && out.contains("web"), "{out}");
+    assert!(out.contains("Events:"), "{out}");
+    assert!(out.contains("ScalingReplicaSet"), "{out}");
+    assert!(out.contains("Scaled up replica set web-1 to 2"), "{out}");
+    let out = cluster.ok(&["get", "events"]).await;
+    assert!(out.contains("deployment/web"), "{out}");
+
+    let out = cluster.ok(&["logs", "web-abc12"]).await;
+    assert_eq!(out, "web-abc12/web line 1\nweb-abc12/web line 2\nweb-abc12/web line 3\n");
+    let out = cluster.ok(&["logs", "web-abc12", "--tail=1"]).await;
+    assert_eq!(out, "web-abc12/web line 3\n");
+    let err = cluster.fails(&["logs", "web-abc12", "-c", "nope"]).await;
+    assert!(err.contains("container nope is not valid for pod web-abc12"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_marks_pods_and_waits_for_the_kubelet() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    cluster.running_pod("slow", &[("app", "web")], "127.1.0.2");
+    let out = cluster.ok(&["delete", "pod", "slow", "--wait=false"]).await;
+    assert!(out.contains("pod \"slow\" deleted"), "{out}");
+    let pod = cluster.pod("slow").expect("a graceful delete only marks the pod");
+    assert!(pod.metadata.deletion_timestamp.is_some());
+    let out = cluster.ok(&["get", "pods"]).await;
+    assert_eq!(row(&out, "slow")[2], "Terminating");
+
+    cluster.simulate_kubelet();
+    cluster.running_pod("quick", &[("app", "web")], "127.1.0.3");
+    let out = cluster.ok(&["delete", "pod", "quick"]).await;
+    assert!(out.contains("pod \"quick\" deleted"), "{out}");
+    assert!(cluster.pod("quick").is_none());
+
+    let file = cluster.write("app.yaml", MANIFEST);
+    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    let out = cluster.ok(&["delete", "-f", file.to_str().unwrap()]).await;
+    assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
+    assert!(out.contains("service \"web\" deleted"), "{out}");
+    let err = cluster.fails(&["delete", "cm", "web-config"]).await;
+    assert!(err.contains("configmaps \"web-config\" not found"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_streams_changes_as_table_rows() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    cluster.running_pod("first", &[("app", "web")], "127.1.0.2");
+    let mut child = cluster
+        .command(&["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(TIMEOUT, lines.next_line())
+            .await
+            .expect("kubectl get -w printed nothing in time")
+            .unwrap()
+            .expect("kubectl get -w ended")
+    };
+    assert!(next_line().await.starts_with("NAME"));
+    assert!(next_line().await.starts_with("first"));
+    cluster.running_pod("second", &[("app", "web")], "127.1.0.3");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with("second") && l.contains("Running")) {
+        seen.push(next_line().await);
+    }
+    cluster
+        .store
+        .delete(
+            &ObjectKey::new(Kind::Pod, "default", "first"),
+            harness::store::DeleteOptions::default(),
+        )
+        .unwrap();
+    loop {
+        let line = next_line().await;
+        if line.starts_with("first") && line.contains("Terminating") {
+            break;
+        }
+    }
+    child.kill().await.unwrap();
+}
+
+/// A TCP server answering each line with `pong: <line>`.
+async fn pong_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if write.write_all(format!("pong: {line}\n").as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Starts `kubectl port-forward <target> :<port>` and returns it with the local port.
+async fn port_forward(
+    cluster: &Cluster,
+    target: &str,
+    remote: u16,
+    websockets: bool,
+) -> (tokio::process::Child, u16) {
+    let spec = format!(":{remote}");
+    let mut command = cluster.command(&["port-forward", target, &spec]);
+    command
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(TIMEOUT, lines.next_line())
+        .await
+        .expect("port-forward printed nothing in time")
+        .unwrap();
+    let Some(line) = line else {
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+        panic!("port-forward {target} exited: {err}");
+    };
+    // "Forwarding from 127.0.0.1:43210 -> 8080"
+    let local = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward line {line:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, local)
+}
+
+async fn exchange(local: u16, message: &str) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    write.write_all(format!("{message}\n").as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(read).lines();
+    tokio::time::timeout(TIMEOUT, lines.next_line())
+        .await
+        .expect("no answer through the port-forward")
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_reaches_the_pod_over_websocket_and_spdy() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let backend = pong_server().await;
+    cluster.running_pod("web-abc12", &[("app", "web")], &backend.ip().to_string());
+    let file = cluster.write(
+        "app.yaml",
+        &MANIFEST.replace("targetPort: 80", &format!("targetPort: {}", backend.port())),
+    );
+    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+
+    for (target, remote) in [
+        ("pod/web-abc12", backend.port()),
+        ("deploy/web", backend.port()),
+        ("svc/web", 8080),
+    ] {
+        for websockets in [true, false] {
+            let (mut child, local) = port_forward(&cluster, target, remote, websockets).await;
+            for i in 0..3 {
+                let answer = exchange(local, &format!("hello {i}")).await;
+                assert_eq!(answer, format!("pong: hello {i}"), "{target} websockets={websockets}");
+            }
+            child.kill().await.unwrap();
+        }
+    }
+
+    // A port nobody listens on: kubectl reports the error from the error stream.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (mut child, local) = port_forward(&cluster, "pod/web-abc12", dead_port, true).await;
+    let stream = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, stream.into_split().0.read_to_end(&mut buf)).await;
+    let mut err = String::new();
+    let mut stderr = child.stderr.take().unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut chunk = [0u8; 4096];
+    while !err.contains("error forwarding port") && Instant::now() < deadline {
+        match tokio::time::timeout(TIMEOUT, stderr.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => err.push_str(&String::from_utf8_lossy(&chunk[..n])),
+            _ => break,
+        }
+    }
+    assert!(err.contains("an error occurred forwarding"), "{err}");
+    assert!(err.contains(&format!("error forwarding port {dead_port} to pod web-abc12")), "{err}");
+    let _ = child.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_the_token_are_unauthorized() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let wrong = cluster.path("wrong-kubeconfig");
+    kubeconfig::write(&wrong, &cluster.server.url(), cluster.server.ca_pem(), "not-the-token", "harness").unwrap();
+    let mut command = Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(&wrong)
+        .arg("--cache-dir")
+        .arg(cluster.path("cache-wrong"))
+        .args(["get", "pods"])
+        .env_remove("KUBECONFIG");
+    let output = cluster.run_command(command, &["get", "pods"]).await;
+    let (_, err) = texts(&output);
+    assert!(!output.status.success());
+    assert!(err.contains("You must be logged in to the server"), "{err}");
+    assert!(!cluster.token.is_empty());
+    assert!(Path::new(&cluster.path("state").join("ca.crt")).exists());
+}
+
+#[tokio::test]
+async fn a_taken_port_is_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let store = Store::new();
+    let dir = tempfile::tempdir().unwrap();
+    let options = ApiOptions {
+        port,
+        token: "t".into(),
+        state_dir: dir.path().to_owned(),
+    };
+    let node = Arc::new(TestNode {
+        store: store.clone(),
+    });
+    let err = api::serve(store, node, options, &TaskTracker::new(), CancellationToken::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("taken"), "{err}");
+}
