@@ -8,6 +8,7 @@
 #   DURATION=5s CONNECTIONS=32 bench/proxy.sh
 #   THREADS=1 bench/proxy.sh        # tokio worker threads of the harness side
 #   ROUNDS=3 bench/proxy.sh         # interleaved rounds; the table shows medians
+#   PROXY_BENCH_BIN=path bench/proxy.sh   # use a prebuilt harness/examples/proxy_bench
 #
 # Needs: wrk, nginx-light, haproxy, socat (apt-get install -y wrk nginx-light haproxy socat).
 set -euo pipefail
@@ -33,9 +34,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-echo "building the bench binary (release)..." >&2
-cargo build --release -q -p harness --example proxy_bench
-BIN=target/release/examples/proxy_bench
+BIN=${PROXY_BENCH_BIN:-}
+if [ -z "$BIN" ]; then
+    echo "building the bench binary (release)..." >&2
+    cargo build --release -q -p harness --example proxy_bench
+    BIN=target/release/examples/proxy_bench
+fi
 
 WORK=$(mktemp -d /tmp/proxy-bench.XXXXXX)
 PIDS=()

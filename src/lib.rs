@@ -105,7 +105,9 @@ where
 /// naming the command and carrying its stderr.
 pub fn run(command: &mut Command) -> anyhow::Result<String> {
     let shown = format!("{command:?}");
-    let output = command.output().with_context(|| format!("cannot run {shown}"))?;
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
     if !output.status.success() {
         bail!(
             "{shown} failed ({}):\n{}",
@@ -146,7 +148,14 @@ pub fn build_static_hostbot() -> anyhow::Result<PathBuf> {
     run(Command::new(cargo)
         .current_dir(&root)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--release", "-p", "hostbot", "--target", "x86_64-unknown-linux-gnu"]))?;
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "hostbot",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ]))?;
     let binary = root.join("target/x86_64-unknown-linux-gnu/release/hostbot");
     anyhow::ensure!(binary.is_file(), "cargo built no {}", binary.display());
     Ok(binary)
@@ -188,7 +197,10 @@ mod tests {
         .await
         .unwrap_err()
         .to_string();
-        assert!(err.contains("waiting for never") && err.contains("still broken"), "{err}");
+        assert!(
+            err.contains("waiting for never") && err.contains("still broken"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -196,6 +208,9 @@ mod tests {
         let err = run(Command::new("sh").args(["-c", "echo oops >&2; exit 3"]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("oops") && err.contains("exit status: 3"), "{err}");
+        assert!(
+            err.contains("oops") && err.contains("exit status: 3"),
+            "{err}"
+        );
     }
 }

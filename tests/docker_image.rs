@@ -60,10 +60,20 @@ async fn image_round_trips_through_a_registry_and_serves_json() -> anyhow::Resul
     cleanup.images.push(image.clone());
     docker(&root, ["build", "--target", "prebuilt", "-t", &image, "."])?;
 
-    let size: u64 = docker(&root, ["image", "inspect", "--format", "{{.Size}}", &image])?.parse()?;
-    ensure!(size <= MAX_IMAGE_BYTES, "image is {size} bytes, more than {MAX_IMAGE_BYTES}");
-    let user = docker(&root, ["image", "inspect", "--format", "{{.Config.User}}", &image])?;
-    ensure!(user == "65532:65532", "image runs as {user:?}, not the non-root 65532");
+    let size: u64 =
+        docker(&root, ["image", "inspect", "--format", "{{.Size}}", &image])?.parse()?;
+    ensure!(
+        size <= MAX_IMAGE_BYTES,
+        "image is {size} bytes, more than {MAX_IMAGE_BYTES}"
+    );
+    let user = docker(
+        &root,
+        ["image", "inspect", "--format", "{{.Config.User}}", &image],
+    )?;
+    ensure!(
+        user == "65532:65532",
+        "image runs as {user:?}, not the non-root 65532"
+    );
 
     // Push, forget, pull back: the image survives the round trip through the registry.
     docker(&root, ["push", &image])?;
@@ -93,27 +103,54 @@ async fn image_round_trips_through_a_registry_and_serves_json() -> anyhow::Resul
     )?;
     cleanup.containers.push(container.clone());
 
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let url = format!("http://127.0.0.1:{port}/");
-    let body: serde_json::Value = wait_until("hostbot to answer", Duration::from_secs(20), || async {
-        let response = client.get(&url).send().await?;
-        ensure!(response.status().is_success(), "status {}", response.status());
-        Ok(Some(response.json().await?))
-    })
-    .await
-    .with_context(|| logs(&container))?;
+    let body: serde_json::Value =
+        wait_until("hostbot to answer", Duration::from_secs(20), || async {
+            let response = client.get(&url).send().await?;
+            ensure!(
+                response.status().is_success(),
+                "status {}",
+                response.status()
+            );
+            Ok(Some(response.json().await?))
+        })
+        .await
+        .with_context(|| logs(&container))?;
 
     // `host` is the container's hostname, which Docker sets to the short container id.
-    ensure!(body["host"] == container[..12], "host is {}, container is {container}", body["host"]);
+    ensure!(
+        body["host"] == container[..12],
+        "host is {}, container is {container}",
+        body["host"]
+    );
     let time = chrono::DateTime::parse_from_rfc3339(body["time"].as_str().context("no time")?)?;
-    let skew = chrono::Utc::now().signed_duration_since(time).num_milliseconds().abs();
+    let skew = chrono::Utc::now()
+        .signed_duration_since(time)
+        .num_milliseconds()
+        .abs();
     ensure!(skew < 1000, "time {time} is {skew} ms off");
 
     // The HEALTHCHECK (the binary probing itself, no curl in the image) reports healthy.
-    wait_until("the container to be healthy", Duration::from_secs(20), || async {
-        let health = docker(&root, ["inspect", "--format", "{{.State.Health.Status}}", &container])?;
-        Ok((health == "healthy").then_some(()))
-    })
+    wait_until(
+        "the container to be healthy",
+        Duration::from_secs(20),
+        || async {
+            let health = docker(
+                &root,
+                [
+                    "inspect",
+                    "--format",
+                    "{{.State.Health.Status}}",
+                    &container,
+                ],
+            )?;
+            Ok((health == "healthy").then_some(()))
+        },
+    )
     .await
     .with_context(|| logs(&container))?;
 
@@ -121,14 +158,24 @@ async fn image_round_trips_through_a_registry_and_serves_json() -> anyhow::Resul
     let start = Instant::now();
     docker(&root, ["stop", "-t", "30", &container])?;
     let took = start.elapsed();
-    let exit = docker(&root, ["inspect", "--format", "{{.State.ExitCode}}", &container])?;
-    ensure!(exit == "0", "exit code {exit} after docker stop\n{}", logs(&container));
+    let exit = docker(
+        &root,
+        ["inspect", "--format", "{{.State.ExitCode}}", &container],
+    )?;
+    ensure!(
+        exit == "0",
+        "exit code {exit} after docker stop\n{}",
+        logs(&container)
+    );
     ensure!(
         took >= DRAIN_DELAY && took < DRAIN_DELAY + STOP_MARGIN,
         "stop took {took:?}, expected the {DRAIN_DELAY:?} drain and little more"
     );
     let logs = logs(&container);
-    ensure!(logs.contains("shutdown complete"), "no clean shutdown in the logs:\n{logs}");
+    ensure!(
+        logs.contains("shutdown complete"),
+        "no clean shutdown in the logs:\n{logs}"
+    );
     Ok(())
 }
 

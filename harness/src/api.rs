@@ -12,6 +12,7 @@
 
 mod body;
 mod discovery;
+mod node;
 mod openapi;
 mod patch;
 mod portforward;
@@ -139,6 +140,8 @@ pub(crate) struct Context {
     pub tracker: TaskTracker,
     pub cancel: CancellationToken,
     pub addr: SocketAddr,
+    /// When the server started (the age of its Node).
+    pub started: jiff::Timestamp,
 }
 
 /// Starts the API server on 127.0.0.1 and returns once it listens. A taken port is an
@@ -165,7 +168,10 @@ pub async fn serve(
     let identity = tls::Identity::generate()?;
     std::fs::create_dir_all(&options.state_dir).map_err(|err| {
         Error::io(
-            format!("cannot create the state directory {}", options.state_dir.display()),
+            format!(
+                "cannot create the state directory {}",
+                options.state_dir.display()
+            ),
             err,
         )
     })?;
@@ -180,6 +186,7 @@ pub async fn serve(
         tracker: tracker.clone(),
         cancel: cancel.clone(),
         addr,
+        started: jiff::Timestamp::now(),
     });
     tracing::info!(%addr, "API server listening");
     tracker.spawn(accept_loop(listener, acceptor, context));
@@ -234,7 +241,9 @@ async fn connection(
     let service_context = context.clone();
     let service = service_fn(move |request: Request<Incoming>| {
         let context = service_context.clone();
-        async move { Ok::<Response<Body>, std::convert::Infallible>(routes::handle(context, request).await) }
+        async move {
+            Ok::<Response<Body>, std::convert::Infallible>(routes::handle(context, request).await)
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(tls), service)

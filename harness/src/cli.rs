@@ -1,6 +1,7 @@
 //! Command-line parsing and the three commands.
 
 mod check;
+mod up;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,9 @@ pub enum Command {
     /// availability held (exit 0: all scenarios passed, 1: a scenario failed, 2: usage or set-up
     /// error).
     Check(check::CheckArgs),
+    /// Start the embedded cluster in the foreground and serve a Kubernetes API on 127.0.0.1 for
+    /// kubectl (prints `export KUBECONFIG=...`).
+    Up(up::UpArgs),
 }
 
 /// Which container runtime runs pods.
@@ -62,5 +66,6 @@ pub fn init_tracing(verbose: u8) {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args).await,
+        Command::Up(args) => up::run(args).await,
     }
 }

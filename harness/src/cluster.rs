@@ -88,7 +88,8 @@ impl Cluster {
         let tracker = TaskTracker::new();
         let ipam = Arc::new(Ipam::new(rand::random()));
         crate::controller::spawn(store.clone(), &tracker, cancel.child_token());
-        let proxy = ServiceProxy::spawn(store.clone(), ipam.clone(), &tracker, cancel.child_token());
+        let proxy =
+            ServiceProxy::spawn(store.clone(), ipam.clone(), &tracker, cancel.child_token());
         let kubelet = crate::kubelet::spawn(
             store.clone(),
             ipam,
@@ -113,6 +114,13 @@ impl Cluster {
             tracker,
             state_dir: Some(state_dir),
         })
+    }
+
+    /// The cluster's private directory (volumes, logs, API files); removed at shutdown.
+    pub fn state_dir(&self) -> &Path {
+        self.state_dir
+            .as_ref()
+            .map_or(Path::new("/nonexistent"), |d| d.path())
     }
 
     /// The object store.
@@ -194,7 +202,12 @@ impl Cluster {
     /// Forwards local ports to a target (`pod/x`, `deploy/x`, `rs/x`, `svc/x`), as
     /// `kubectl port-forward TARGET 8080:80` does; `svc/` forwards each new connection through
     /// the Service.
-    pub async fn port_forward(&self, namespace: &str, target: &str, ports: &[&str]) -> Result<PortForward> {
+    pub async fn port_forward(
+        &self,
+        namespace: &str,
+        target: &str,
+        ports: &[&str],
+    ) -> Result<PortForward> {
         let target = Target::parse(target)?;
         let ports = ports
             .iter()
@@ -241,7 +254,8 @@ pub fn hostbot_command() -> Result<Vec<OsString>> {
     if let Some(path) = std::env::var_os("HARNESS_HOSTBOT") {
         return Ok(vec![path]);
     }
-    let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the running executable", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find the running executable", e))?;
     let mut dirs = vec![];
     if let Some(dir) = exe.parent() {
         dirs.push(dir.to_path_buf());

@@ -155,10 +155,11 @@ fn container(c: &mut Container, host_network: bool) {
         &mut c.liveness_probe,
         &mut c.readiness_probe,
         &mut c.startup_probe,
-    ] {
-        if let Some(probe) = probe {
-            self::probe(probe);
-        }
+    ]
+    .into_iter()
+    .flatten()
+    {
+        self::probe(probe);
     }
     if let Some(lifecycle) = &mut c.lifecycle {
         for handler in [&mut lifecycle.post_start, &mut lifecycle.pre_stop]

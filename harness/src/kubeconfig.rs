@@ -41,8 +41,19 @@ pub fn render(server_url: &str, ca_pem: &str, token: &str, context: &str) -> Str
 }
 
 /// Writes the kubeconfig to `path` (mode 0600), creating its directory.
-pub fn write(path: &Path, server_url: &str, ca_pem: &str, token: &str, context: &str) -> Result<()> {
-    let fail = |err| Error::io(format!("cannot write the kubeconfig {}", path.display()), err);
+pub fn write(
+    path: &Path,
+    server_url: &str,
+    ca_pem: &str,
+    token: &str,
+    context: &str,
+) -> Result<()> {
+    let fail = |err| {
+        Error::io(
+            format!("cannot write the kubeconfig {}", path.display()),
+            err,
+        )
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
@@ -62,13 +73,25 @@ mod tests {
 
     #[test]
     fn renders_a_parseable_config() {
-        let text = render("https://127.0.0.1:6443", "-----BEGIN CERTIFICATE-----\n", "t0k\"en", "harness");
+        let text = render(
+            "https://127.0.0.1:6443",
+            "-----BEGIN CERTIFICATE-----\n",
+            "t0k\"en",
+            "harness",
+        );
         let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(value["current-context"], "harness");
         assert_eq!(value["users"][0]["user"]["token"], "t0k\"en");
-        assert_eq!(value["clusters"][0]["cluster"]["server"], "https://127.0.0.1:6443");
-        let ca = value["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap();
-        let decoded = base64::engine::general_purpose::STANDARD.decode(ca).unwrap();
+        assert_eq!(
+            value["clusters"][0]["cluster"]["server"],
+            "https://127.0.0.1:6443"
+        );
+        let ca = value["clusters"][0]["cluster"]["certificate-authority-data"]
+            .as_str()
+            .unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(ca)
+            .unwrap();
         assert_eq!(decoded, b"-----BEGIN CERTIFICATE-----\n");
         assert_eq!(value["contexts"][0]["context"]["namespace"], "default");
     }

@@ -28,6 +28,7 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod manifest;
 pub mod names;
+pub mod node;
 pub mod object;
 pub mod podutil;
 pub mod portforward;

@@ -9,11 +9,12 @@
 //!
 //! [`apply`] checks every manifest against the store before writing any (a bad file writes
 //! nothing), then creates, configures or leaves each object as kubectl would, see the
-//! `applier` module for the merge. [`delete`] removes what the manifests name.
+//! `applier` module for the merge. [`delete`] removes what the manifests name. [`strict`] is
+//! the decoder behind the field checks, usable for any JSON body.
 
 mod applier;
 mod parse;
-mod strict;
+pub mod strict;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn bad_string_selectors_are_errors() {
         for text in ["a in x", "=b", "a b=c", "tier in (x"] {
-            assert!(Selector::parse(text).is_err(), "{text:?} should be rejected");
+            assert!(
+                Selector::parse(text).is_err(),
+                "{text:?} should be rejected"
+            );
         }
     }
 

@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Event, EventSource, Namespace, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use jiff::{SignedDuration, Timestamp};
 use tokio::sync::broadcast;
 
 use crate::error::{Error, Result};
@@ -114,7 +114,9 @@ impl Store {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The newest resourceVersion handed out.
@@ -135,10 +137,9 @@ impl Store {
     ) -> Result<(Vec<WatchEvent>, broadcast::Receiver<WatchEvent>)> {
         let inner = self.lock();
         let receiver = self.changes.subscribe();
-        let oldest = inner
-            .history
-            .front()
-            .map_or(inner.resource_version, |e| e.resource_version.saturating_sub(1));
+        let oldest = inner.history.front().map_or(inner.resource_version, |e| {
+            e.resource_version.saturating_sub(1)
+        });
         if resource_version < oldest {
             return Err(Error::Gone {
                 requested: resource_version,
@@ -321,9 +322,8 @@ impl Store {
                 let mut marked = current.clone();
                 let meta = marked.meta_mut();
                 meta.deletion_grace_period_seconds = Some(grace);
-                meta.deletion_timestamp = Some(Time(
-                    Timestamp::now() + SignedDuration::from_secs(grace),
-                ));
+                meta.deletion_timestamp =
+                    Some(Time(Timestamp::now() + SignedDuration::from_secs(grace)));
                 return Ok(self.commit(inner, EventType::Modified, marked));
             }
         }
@@ -425,7 +425,11 @@ impl Store {
         };
         let event = Event {
             metadata: ObjectMeta {
-                name: Some(format!("{}.{:016x}", involved.name(), rand::random::<u64>())),
+                name: Some(format!(
+                    "{}.{:016x}",
+                    involved.name(),
+                    rand::random::<u64>()
+                )),
                 namespace: Some(namespace.to_owned()),
                 ..Default::default()
             },
@@ -488,7 +492,10 @@ fn prepare_new(object: &mut Object, inner: &Inner) -> Result<()> {
     let kind = object.kind();
     let meta = object.meta_mut();
     if kind.namespaced() {
-        let namespace = meta.namespace.get_or_insert_with(|| "default".into()).clone();
+        let namespace = meta
+            .namespace
+            .get_or_insert_with(|| "default".into())
+            .clone();
         let ns_key = ObjectKey::new(Kind::Namespace, "", &namespace);
         if !inner.objects.contains_key(&ns_key) {
             return Err(Error::NotFound(ns_key));
@@ -503,7 +510,11 @@ fn prepare_new(object: &mut Object, inner: &Inner) -> Result<()> {
             }
             _ => {
                 let key = ObjectKey::new(kind, "", "");
-                return Err(Error::invalid(key, "metadata.name", "name or generateName is required"));
+                return Err(Error::invalid(
+                    key,
+                    "metadata.name",
+                    "name or generateName is required",
+                ));
             }
         }
     }

@@ -54,13 +54,18 @@ struct TestNode {
 }
 
 impl NodeServices for TestNode {
-    fn logs(&self, _namespace: &str, pod: &str, options: &LogOptions) -> harness::Result<LogStream> {
+    fn logs(
+        &self,
+        _namespace: &str,
+        pod: &str,
+        options: &LogOptions,
+    ) -> harness::Result<LogStream> {
         let lines: Vec<String> = (1..=3)
             .map(|i| format!("{pod}/{} line {i}\n", options.container))
             .collect();
-        let keep = options
-            .tail_lines
-            .map_or(lines.len(), |n| usize::try_from(n).unwrap_or(0).min(lines.len()));
+        let keep = options.tail_lines.map_or(lines.len(), |n| {
+            usize::try_from(n).unwrap_or(0).min(lines.len())
+        });
         Ok(api::log_stream_from(lines[lines.len() - keep..].concat()))
     }
 
@@ -380,9 +385,10 @@ async fn apply_creates_then_leaves_unchanged_then_configures() {
     assert!(!err.contains("warning"), "apply warned: {err}");
 
     // Change the image, drop env B, add env C: a strategic merge patch.
-    let edited = MANIFEST
-        .replace("nginx:1.25", "nginx:1.27")
-        .replace("        - name: B\n          value: \"2\"\n", "        - name: C\n          value: \"3\"\n");
+    let edited = MANIFEST.replace("nginx:1.25", "nginx:1.27").replace(
+        "        - name: B\n          value: \"2\"\n",
+        "        - name: C\n          value: \"3\"\n",
+    );
     cluster.write("app.yaml", &edited);
     let out = cluster.ok(&["apply", "-f", file]).await;
     assert!(out.contains("deployment.apps/web configured"), "{out}");
@@ -390,7 +396,12 @@ async fn apply_creates_then_leaves_unchanged_then_configures() {
     let deployment = cluster.deployment("web");
     let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
     assert_eq!(container.image.as_deref(), Some("nginx:1.27"));
-    let env: Vec<&str> = container.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    let env: Vec<&str> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
     assert_eq!(env, ["A", "C"]);
     assert_eq!(deployment.metadata.generation, Some(2));
 
@@ -419,9 +430,14 @@ async fn apply_creates_then_leaves_unchanged_then_configures() {
             .next()
             .unwrap()
             .replace("name: web\n  labels", "name: typo\n  labels")
-            .replace("      labels:\n        app: web", "      labels:\n        app: webx"),
+            .replace(
+                "      labels:\n        app: web",
+                "      labels:\n        app: webx",
+            ),
     );
-    let err = cluster.fails(&["apply", "-f", invalid.to_str().unwrap()]).await;
+    let err = cluster
+        .fails(&["apply", "-f", invalid.to_str().unwrap()])
+        .await;
     assert!(err.contains("The Deployment \"typo\" is invalid"), "{err}");
     assert!(err.contains("spec.template.metadata.labels"), "{err}");
 }
@@ -479,10 +495,16 @@ async fn get_prints_tables_and_every_output_format() {
     }
 
     let out = cluster.ok(&["get", "deploy,cm"]).await;
-    assert!(out.contains("deployment.apps/web") && out.contains("configmap/web-config"), "{out}");
+    assert!(
+        out.contains("deployment.apps/web") && out.contains("configmap/web-config"),
+        "{out}"
+    );
 
     let out = cluster.ok(&["get", "deploy", "web", "-o", "yaml"]).await;
-    assert!(out.contains("image: nginx:1.25") && out.contains("kind: Deployment"), "{out}");
+    assert!(
+        out.contains("image: nginx:1.25") && out.contains("kind: Deployment"),
+        "{out}"
+    );
     let out = cluster.ok(&["get", "pods", "-o", "json"]).await;
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["kind"], "List");
@@ -492,15 +514,28 @@ async fn get_prints_tables_and_every_output_format() {
         .await;
     assert_eq!(out, "3");
     let out = cluster
-        .ok(&["get", "pods", "-o", "custom-columns=NAME:.metadata.name,IP:.status.podIP"])
+        .ok(&[
+            "get",
+            "pods",
+            "-o",
+            "custom-columns=NAME:.metadata.name,IP:.status.podIP",
+        ])
         .await;
     assert_eq!(row(&out, "web-abc12"), ["web-abc12", "127.1.0.2"]);
     let out = cluster.ok(&["get", "pods", "-A"]).await;
     assert_eq!(row(&out, "default")[1], "other");
     let out = cluster.ok(&["get", "pods", "--show-labels"]).await;
-    assert!(row(&out, "web-abc12").contains(&"app=web".to_owned()), "{out}");
-    let out = cluster.ok(&["get", "pods", "--sort-by", ".metadata.name"]).await;
-    assert!(out.find("other").unwrap() < out.find("web-abc12").unwrap(), "{out}");
+    assert!(
+        row(&out, "web-abc12").contains(&"app=web".to_owned()),
+        "{out}"
+    );
+    let out = cluster
+        .ok(&["get", "pods", "--sort-by", ".metadata.name"])
+        .await;
+    assert!(
+        out.find("other").unwrap() < out.find("web-abc12").unwrap(),
+        "{out}"
+    );
     let out = cluster.ok(&["get", "pods", "-n", "kube-system"]).await;
     assert!(out.is_empty(), "{out}");
     let out = cluster.ok(&["get", "ns"]).await;
@@ -532,13 +567,23 @@ async fn imperative_commands_patch_the_store() {
     let labels = cluster.pod("web-abc12").unwrap().metadata.labels.unwrap();
     assert_eq!(labels["app"], "moved");
     cluster.ok(&["label", "pod", "web-abc12", "app-"]).await;
-    assert!(cluster.pod("web-abc12").unwrap().metadata.labels.unwrap_or_default().is_empty());
+    assert!(
+        cluster
+            .pod("web-abc12")
+            .unwrap()
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .is_empty()
+    );
 
     let out = cluster.ok(&["scale", "deploy/web", "--replicas=5"]).await;
     assert!(out.contains("deployment.apps/web scaled"), "{out}");
     assert_eq!(cluster.deployment("web").spec.unwrap().replicas, Some(5));
 
-    let out = cluster.ok(&["set", "image", "deploy/web", "web=nginx:1.28"]).await;
+    let out = cluster
+        .ok(&["set", "image", "deploy/web", "web=nginx:1.28"])
+        .await;
     assert!(out.contains("deployment.apps/web image updated"), "{out}");
     let spec = cluster.deployment("web").spec.unwrap();
     assert_eq!(
@@ -564,9 +609,13 @@ async fn imperative_commands_patch_the_store() {
     assert_eq!(cluster.deployment("web").spec.unwrap().replicas, Some(2));
 
     let object = Object::Deployment(cluster.deployment("web"));
-    cluster
-        .store
-        .record_event(&object, "Normal", "ScalingReplicaSet", "Scaled up replica set web-1 to 2", "deployment-controller");
+    cluster.store.record_event(
+        &object,
+        "Normal",
+        "ScalingReplicaSet",
+        "Scaled up replica set web-1 to 2",
+        "deployment-controller",
+    );
     let out = cluster.ok(&["describe", "deploy", "web"]).await;
     assert!(out.contains("Name:") && out.contains("web"), "{out}");
     assert!(out.contains("Events:"), "{out}");
@@ -576,11 +625,17 @@ async fn imperative_commands_patch_the_store() {
     assert!(out.contains("deployment/web"), "{out}");
 
     let out = cluster.ok(&["logs", "web-abc12"]).await;
-    assert_eq!(out, "web-abc12/web line 1\nweb-abc12/web line 2\nweb-abc12/web line 3\n");
+    assert_eq!(
+        out,
+        "web-abc12/web line 1\nweb-abc12/web line 2\nweb-abc12/web line 3\n"
+    );
     let out = cluster.ok(&["logs", "web-abc12", "--tail=1"]).await;
     assert_eq!(out, "web-abc12/web line 3\n");
     let err = cluster.fails(&["logs", "web-abc12", "-c", "nope"]).await;
-    assert!(err.contains("container nope is not valid for pod web-abc12"), "{err}");
+    assert!(
+        err.contains("container nope is not valid for pod web-abc12"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,7 +647,9 @@ async fn delete_marks_pods_and_waits_for_the_kubelet() {
     cluster.running_pod("slow", &[("app", "web")], "127.1.0.2");
     let out = cluster.ok(&["delete", "pod", "slow", "--wait=false"]).await;
     assert!(out.contains("pod \"slow\" deleted"), "{out}");
-    let pod = cluster.pod("slow").expect("a graceful delete only marks the pod");
+    let pod = cluster
+        .pod("slow")
+        .expect("a graceful delete only marks the pod");
     assert!(pod.metadata.deletion_timestamp.is_some());
     let out = cluster.ok(&["get", "pods"]).await;
     assert_eq!(row(&out, "slow")[2], "Terminating");
@@ -637,7 +694,10 @@ async fn get_watch_streams_changes_as_table_rows() {
     assert!(next_line().await.starts_with("first"));
     cluster.running_pod("second", &[("app", "web")], "127.1.0.3");
     let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.starts_with("second") && l.contains("Running")) {
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("second") && l.contains("Running"))
+    {
         seen.push(next_line().await);
     }
     cluster
@@ -662,12 +722,18 @@ async fn pong_server() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if write.write_all(format!("pong: {line}\n").as_bytes()).await.is_err() {
+                    if write
+                        .write_all(format!("pong: {line}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -698,7 +764,13 @@ async fn port_forward(
         .unwrap();
     let Some(line) = line else {
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .await
+            .unwrap();
         panic!("port-forward {target} exited: {err}");
     };
     // "Forwarding from 127.0.0.1:43210 -> 8080"
@@ -715,7 +787,10 @@ async fn port_forward(
 async fn exchange(local: u16, message: &str) -> String {
     let stream = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
     let (read, mut write) = stream.into_split();
-    write.write_all(format!("{message}\n").as_bytes()).await.unwrap();
+    write
+        .write_all(format!("{message}\n").as_bytes())
+        .await
+        .unwrap();
     let mut lines = BufReader::new(read).lines();
     tokio::time::timeout(TIMEOUT, lines.next_line())
         .await
@@ -747,7 +822,11 @@ async fn port_forward_reaches_the_pod_over_websocket_and_spdy() {
             let (mut child, local) = port_forward(&cluster, target, remote, websockets).await;
             for i in 0..3 {
                 let answer = exchange(local, &format!("hello {i}")).await;
-                assert_eq!(answer, format!("pong: hello {i}"), "{target} websockets={websockets}");
+                assert_eq!(
+                    answer,
+                    format!("pong: hello {i}"),
+                    "{target} websockets={websockets}"
+                );
             }
             child.kill().await.unwrap();
         }
@@ -772,7 +851,12 @@ async fn port_forward_reaches_the_pod_over_websocket_and_spdy() {
         }
     }
     assert!(err.contains("an error occurred forwarding"), "{err}");
-    assert!(err.contains(&format!("error forwarding port {dead_port} to pod web-abc12")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error forwarding port {dead_port} to pod web-abc12"
+        )),
+        "{err}"
+    );
     let _ = child.kill().await;
 }
 
@@ -783,7 +867,14 @@ async fn requests_without_the_token_are_unauthorized() {
     }
     let cluster = Cluster::start().await;
     let wrong = cluster.path("wrong-kubeconfig");
-    kubeconfig::write(&wrong, &cluster.server.url(), cluster.server.ca_pem(), "not-the-token", "harness").unwrap();
+    kubeconfig::write(
+        &wrong,
+        &cluster.server.url(),
+        cluster.server.ca_pem(),
+        "not-the-token",
+        "harness",
+    )
+    .unwrap();
     let mut command = Command::new("kubectl");
     command
         .arg("--kubeconfig")
@@ -814,10 +905,16 @@ async fn a_taken_port_is_a_clear_error() {
     let node = Arc::new(TestNode {
         store: store.clone(),
     });
-    let err = api::serve(store, node, options, &TaskTracker::new(), CancellationToken::new())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = api::serve(
+        store,
+        node,
+        options,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(err.contains("taken"), "{err}");
 }

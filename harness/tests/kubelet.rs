@@ -46,7 +46,11 @@ fn hostbot() -> PathBuf {
                 .expect("cargo runs");
             assert!(status.success(), "cargo build -p hostbot failed");
         }
-        assert!(path.exists(), "hostbot binary not found at {}", path.display());
+        assert!(
+            path.exists(),
+            "hostbot binary not found at {}",
+            path.display()
+        );
         path
     })
     .clone()
@@ -97,7 +101,13 @@ impl Fixture {
 
     /// Polls `check` on the pod until it returns `Some`, or fails after `secs` seconds with the
     /// pod's last status.
-    async fn wait_pod<T>(&self, name: &str, secs: u64, what: &str, check: impl Fn(&Pod) -> Option<T>) -> T {
+    async fn wait_pod<T>(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        check: impl Fn(&Pod) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let pod = self.pod(name);
@@ -296,7 +306,12 @@ async fn get_json(url: &str) -> serde_json::Value {
 }
 
 async fn post(url: &str) {
-    let status = reqwest::Client::new().post(url).send().await.unwrap().status();
+    let status = reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert!(status.is_success(), "POST {url}: {status}");
 }
 
@@ -317,7 +332,10 @@ async fn wait_dead(pid: u32, secs: u64) {
 async fn pod_runs_and_answers_on_its_ip_with_its_name() {
     let f = Fixture::new();
     f.store
-        .create_as(pod("hostbot", hostbot_container("yourname/hostbot:v1", 8080)))
+        .create_as(pod(
+            "hostbot",
+            hostbot_container("yourname/hostbot:v1", 8080),
+        ))
         .unwrap();
     let running = f.wait_ready("hostbot").await;
     let spec = running.spec.as_ref().unwrap();
@@ -327,8 +345,16 @@ async fn pod_runs_and_answers_on_its_ip_with_its_name() {
     assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
     let cs = container_status(&running).unwrap();
-    assert!(cs.container_id.as_deref().unwrap().starts_with("harness://"));
-    assert_eq!((cs.ready, cs.started, cs.restart_count), (true, Some(true), 0));
+    assert!(
+        cs.container_id
+            .as_deref()
+            .unwrap()
+            .starts_with("harness://")
+    );
+    assert_eq!(
+        (cs.ready, cs.started, cs.restart_count),
+        (true, Some(true), 0)
+    );
     assert!(cs.state.as_ref().unwrap().running.is_some());
 
     let ip = pod_ip(&running);
@@ -338,14 +364,27 @@ async fn pod_runs_and_answers_on_its_ip_with_its_name() {
     assert_eq!(body["version"], "v1");
 
     for (reason, message) in [
-        ("Scheduled", "Successfully assigned default/hostbot to harness"),
-        ("Pulled", "Container image \"yourname/hostbot:v1\" already present on machine"),
+        (
+            "Scheduled",
+            "Successfully assigned default/hostbot to harness",
+        ),
+        (
+            "Pulled",
+            "Container image \"yourname/hostbot:v1\" already present on machine",
+        ),
         ("Created", "Created container: hostbot"),
         ("Started", "Started container hostbot"),
     ] {
-        assert!(f.has_event("hostbot", reason, message), "{:#?}", f.events("hostbot"));
+        assert!(
+            f.has_event("hostbot", reason, message),
+            "{:#?}",
+            f.events("hostbot")
+        );
     }
-    let pid = f.kubelet.container_pid("default", "hostbot", "hostbot").unwrap();
+    let pid = f
+        .kubelet
+        .container_pid("default", "hostbot", "hostbot")
+        .unwrap();
     // The process has the pod's hostname in its own UTS namespace.
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let environ = String::from_utf8_lossy(&environ);
@@ -377,7 +416,10 @@ async fn two_pods_listen_on_the_same_port() {
 async fn configmap_volume_is_projected_and_updated_in_place() {
     let f = Fixture::new();
     f.store
-        .create_as(config_map("hostbot-config", &[("myconfig.txt", "I am hungry.")]))
+        .create_as(config_map(
+            "hostbot-config",
+            &[("myconfig.txt", "I am hungry.")],
+        ))
         .unwrap();
     let mut container = hostbot_container("hostbot:1", 8080);
     container.volume_mounts = Some(vec![VolumeMount {
@@ -399,7 +441,13 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
     let uid = created.metadata.uid.unwrap();
 
     // The kubelet's layout on the host.
-    let dir = f.state.path().join("pods").join(&uid).join("volumes").join("config");
+    let dir = f
+        .state
+        .path()
+        .join("pods")
+        .join(&uid)
+        .join("volumes")
+        .join("config");
     let data = std::fs::read_link(dir.join("..data")).unwrap();
     let ts = data.to_str().unwrap().to_owned();
     assert!(ts.starts_with("..20"), "{ts}");
@@ -408,12 +456,17 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
         Path::new("..data/myconfig.txt")
     );
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(dir.join(&ts).join("myconfig.txt")).unwrap().permissions(),
+        &std::fs::metadata(dir.join(&ts).join("myconfig.txt"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o644);
 
     // The process sees it at its mountPath; the host's /etc does not change.
-    let pid = f.kubelet.container_pid("default", "configured", "hostbot").unwrap();
+    let pid = f
+        .kubelet
+        .container_pid("default", "configured", "hostbot")
+        .unwrap();
     let inside = format!("/proc/{pid}/root/etc/hostbot/myconfig.txt");
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "I am hungry.");
     assert!(!Path::new("/etc/hostbot/myconfig.txt").exists());
@@ -423,7 +476,10 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
     // An update reaches the running process through the `..data` swap.
     f.store
         .modify::<ConfigMap, ()>("default", "hostbot-config", |cm| {
-            cm.data = Some(BTreeMap::from([("myconfig.txt".to_owned(), "I am full.".to_owned())]));
+            cm.data = Some(BTreeMap::from([(
+                "myconfig.txt".to_owned(),
+                "I am full.".to_owned(),
+            )]));
         })
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -436,15 +492,23 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
     }
     let new_ts = std::fs::read_link(dir.join("..data")).unwrap();
     assert_ne!(new_ts, data);
-    assert!(!dir.join(&ts).exists(), "the old timestamped directory is removed");
+    assert!(
+        !dir.join(&ts).exists(),
+        "the old timestamped directory is removed"
+    );
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "I am full.");
     assert_eq!(
-        container_status(&f.pod("configured").unwrap()).unwrap().restart_count,
+        container_status(&f.pod("configured").unwrap())
+            .unwrap()
+            .restart_count,
         0,
         "no restart"
     );
     let state = f.shutdown().await;
-    assert!(!state.path().join("pods").join(&uid).exists(), "volumes are cleaned up");
+    assert!(
+        !state.path().join("pods").join(&uid).exists(),
+        "volumes are cleaned up"
+    );
 }
 
 #[tokio::test]
@@ -476,7 +540,9 @@ async fn missing_configmap_volume_waits_in_container_creating() {
     let pending = f.pod("unmounted").unwrap();
     assert_eq!(waiting_reason(&pending).unwrap().0, "ContainerCreating");
     assert_eq!(pending.status.unwrap().phase.as_deref(), Some("Pending"));
-    f.store.create_as(config_map("later", &[("a", "b")])).unwrap();
+    f.store
+        .create_as(config_map("later", &[("a", "b")]))
+        .unwrap();
     f.wait_ready("unmounted").await;
     f.shutdown().await;
 }
@@ -509,8 +575,12 @@ async fn missing_configmap_key_is_a_config_error_until_added() {
             waiting_reason(p).filter(|(r, _)| r == "CreateContainerConfigError")
         })
         .await;
-    assert_eq!((reason.as_str(), got.as_str()), ("CreateContainerConfigError", message));
-    f.wait_event("hello", "Failed", &format!("Error: {message}"), 5).await;
+    assert_eq!(
+        (reason.as_str(), got.as_str()),
+        ("CreateContainerConfigError", message)
+    );
+    f.wait_event("hello", "Failed", &format!("Error: {message}"), 5)
+        .await;
 
     f.store
         .modify::<ConfigMap, ()>("default", "hello-server-configmap", |cm| {
@@ -523,8 +593,12 @@ async fn missing_configmap_key_is_a_config_error_until_added() {
     // PORT came from the ConfigMap and beats the image's 8080.
     let body = get_json(&format!("http://{}:8081/", pod_ip(&running))).await;
     assert_eq!(body["host"], "hello");
-    let pid = f.kubelet.container_pid("default", "hello", "hostbot").unwrap();
-    let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap()).into_owned();
+    let pid = f
+        .kubelet
+        .container_pid("default", "hello", "hostbot")
+        .unwrap();
+    let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
+        .into_owned();
     assert!(environ.contains("GREETING=hi\0"), "{environ}");
     f.shutdown().await;
 }
@@ -533,7 +607,10 @@ async fn missing_configmap_key_is_a_config_error_until_added() {
 async fn unknown_image_backs_off() {
     let f = Fixture::new();
     f.store
-        .create_as(pod("broken", hostbot_container("blux2/hello-server:1.3", 8080)))
+        .create_as(pod(
+            "broken",
+            hostbot_container("blux2/hello-server:1.3", 8080),
+        ))
         .unwrap();
     let full = "docker.io/blux2/hello-server:1.3";
     let pull_error = format!(
@@ -552,13 +629,26 @@ async fn unknown_image_backs_off() {
         .await;
     assert_eq!(message, "Back-off pulling image \"blux2/hello-server:1.3\"");
     for (reason, message) in [
-        ("Pulling", "Pulling image \"blux2/hello-server:1.3\"".to_owned()),
-        ("Failed", format!("Failed to pull image \"blux2/hello-server:1.3\": {pull_error}")),
+        (
+            "Pulling",
+            "Pulling image \"blux2/hello-server:1.3\"".to_owned(),
+        ),
+        (
+            "Failed",
+            format!("Failed to pull image \"blux2/hello-server:1.3\": {pull_error}"),
+        ),
         ("Failed", "Error: ErrImagePull".to_owned()),
-        ("BackOff", "Back-off pulling image \"blux2/hello-server:1.3\"".to_owned()),
+        (
+            "BackOff",
+            "Back-off pulling image \"blux2/hello-server:1.3\"".to_owned(),
+        ),
         ("Failed", "Error: ImagePullBackOff".to_owned()),
     ] {
-        assert!(f.has_event("broken", reason, &message), "{reason} {message}: {:#?}", f.events("broken"));
+        assert!(
+            f.has_event("broken", reason, &message),
+            "{reason} {message}: {:#?}",
+            f.events("broken")
+        );
     }
     let status = f.pod("broken").unwrap().status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Pending"));
@@ -572,7 +662,10 @@ async fn killed_container_restarts_in_the_same_pod() {
         .create_as(pod("victim", hostbot_container("hostbot:1", 8080)))
         .unwrap();
     f.wait_ready("victim").await;
-    let pid = f.kubelet.container_pid("default", "victim", "hostbot").unwrap();
+    let pid = f
+        .kubelet
+        .container_pid("default", "victim", "hostbot")
+        .unwrap();
     assert!(f.kubelet.kill_container("default", "victim", "hostbot"));
     let restarted = f
         .wait_pod("victim", 10, "a restart", |p| {
@@ -582,13 +675,23 @@ async fn killed_container_restarts_in_the_same_pod() {
         .await;
     let cs = container_status(&restarted).unwrap();
     let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
-    assert_eq!((last.exit_code, last.reason.as_deref()), (137, Some("Error")));
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref()),
+        (137, Some("Error"))
+    );
     assert_eq!(last.signal, Some(9));
-    let new_pid = f.kubelet.container_pid("default", "victim", "hostbot").unwrap();
+    let new_pid = f
+        .kubelet
+        .container_pid("default", "victim", "hostbot")
+        .unwrap();
     assert_ne!(pid, new_pid);
     wait_dead(pid, 5).await;
     // The first instance's output is the previous log.
-    assert!(f.kubelet.logs("default", "victim", "hostbot", true).is_some());
+    assert!(
+        f.kubelet
+            .logs("default", "victim", "hostbot", true)
+            .is_some()
+    );
     f.shutdown().await;
 }
 
@@ -609,7 +712,10 @@ async fn crash_loop_backs_off_and_keeps_previous_logs() {
         })
         .await;
     assert!(
-        message.starts_with("back-off ") && message.ends_with(&format!("restarting failed container=crasher pod=crasher_default({uid})")),
+        message.starts_with("back-off ")
+            && message.ends_with(&format!(
+                "restarting failed container=crasher pod=crasher_default({uid})"
+            )),
         "{message}"
     );
     f.wait_event(
@@ -625,9 +731,18 @@ async fn crash_loop_backs_off_and_keeps_previous_logs() {
         })
         .await;
     assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
-    let last = container_status(&p).unwrap().last_state.clone().unwrap().terminated.unwrap();
+    let last = container_status(&p)
+        .unwrap()
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
-    let previous = f.kubelet.logs("default", "crasher", "crasher", true).unwrap();
+    let previous = f
+        .kubelet
+        .logs("default", "crasher", "crasher", true)
+        .unwrap();
     assert_eq!(previous.bytes(), b"boom\n");
     f.shutdown().await;
 }
@@ -639,20 +754,33 @@ async fn restart_policy_never_ends_the_pod() {
         let container = Container {
             name: "job".into(),
             image: Some("busybox".into()),
-            command: Some(vec!["sh".into(), "-c".into(), format!("echo out; exit {code}")]),
+            command: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo out; exit {code}"),
+            ]),
             ..Default::default()
         };
         let mut p = pod(name, container);
         p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
         f.store.create_as(p).unwrap();
     }
-    for (name, phase, reason) in [("done", "Succeeded", "Completed"), ("failed", "Failed", "Error")] {
+    for (name, phase, reason) in [
+        ("done", "Succeeded", "Completed"),
+        ("failed", "Failed", "Error"),
+    ] {
         let p = f
             .wait_pod(name, 10, phase, |p| {
                 (p.status.as_ref()?.phase.as_deref() == Some(phase)).then(|| p.clone())
             })
             .await;
-        let terminated = container_status(&p).unwrap().state.clone().unwrap().terminated.unwrap();
+        let terminated = container_status(&p)
+            .unwrap()
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
         assert_eq!(terminated.reason.as_deref(), Some(reason));
         assert_eq!(container_status(&p).unwrap().restart_count, 0);
         let log = f.kubelet.logs("default", name, "job", false).unwrap();
@@ -720,7 +848,12 @@ async fn readiness_follows_the_probe() {
         && m.starts_with("Readiness probe failed: HTTP probe failed with statuscode: 503")));
     post(&format!("{base}/readyz/enable")).await;
     f.wait_ready("flaky").await;
-    assert_eq!(container_status(&f.pod("flaky").unwrap()).unwrap().restart_count, 0);
+    assert_eq!(
+        container_status(&f.pod("flaky").unwrap())
+            .unwrap()
+            .restart_count,
+        0
+    );
     f.shutdown().await;
 }
 
@@ -746,8 +879,14 @@ async fn deletion_runs_pre_stop_then_sigterm_then_removes_the_pod() {
     });
     f.store.create_as(pod("leaving", container)).unwrap();
     f.wait_ready("leaving").await;
-    let pid = f.kubelet.container_pid("default", "leaving", "hostbot").unwrap();
-    let log = f.kubelet.logs("default", "leaving", "hostbot", false).unwrap();
+    let pid = f
+        .kubelet
+        .container_pid("default", "leaving", "hostbot")
+        .unwrap();
+    let log = f
+        .kubelet
+        .logs("default", "leaving", "hostbot", false)
+        .unwrap();
     let started = Instant::now();
     f.delete("leaving", None);
     // Not ready at once, long before the process ends.
@@ -756,8 +895,14 @@ async fn deletion_runs_pre_stop_then_sigterm_then_removes_the_pod() {
     assert!(process_alive(pid));
     f.wait_gone("leaving", 10).await;
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(500), "preStop time counts: {took:?}");
-    assert!(took < Duration::from_secs(5), "a draining hostbot exits before the grace period: {took:?}");
+    assert!(
+        took >= Duration::from_millis(500),
+        "preStop time counts: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "a draining hostbot exits before the grace period: {took:?}"
+    );
     assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "leaving");
     wait_dead(pid, 2).await;
     let output = String::from_utf8_lossy(&log.bytes()).into_owned();
@@ -771,12 +916,19 @@ async fn deletion_runs_pre_stop_then_sigterm_then_removes_the_pod() {
 async fn sigterm_ignored_means_sigkill_at_the_end_of_the_grace_period() {
     let f = Fixture::new();
     let mut container = hostbot_container("hostbot:1", 8080);
-    container.env.as_mut().unwrap().push(env("IGNORE_SIGTERM", "true"));
+    container
+        .env
+        .as_mut()
+        .unwrap()
+        .push(env("IGNORE_SIGTERM", "true"));
     let mut p = pod("stubborn", container);
     p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(1);
     f.store.create_as(p).unwrap();
     f.wait_ready("stubborn").await;
-    let pid = f.kubelet.container_pid("default", "stubborn", "hostbot").unwrap();
+    let pid = f
+        .kubelet
+        .container_pid("default", "stubborn", "hostbot")
+        .unwrap();
     let started = Instant::now();
     f.delete("stubborn", None);
     f.wait_gone("stubborn", 10).await;
@@ -792,10 +944,17 @@ async fn sigterm_ignored_means_sigkill_at_the_end_of_the_grace_period() {
 async fn force_deleted_pod_is_killed_at_once() {
     let f = Fixture::new();
     let mut container = hostbot_container("hostbot:1", 8080);
-    container.env.as_mut().unwrap().push(env("IGNORE_SIGTERM", "true"));
+    container
+        .env
+        .as_mut()
+        .unwrap()
+        .push(env("IGNORE_SIGTERM", "true"));
     f.store.create_as(pod("forced", container)).unwrap();
     f.wait_ready("forced").await;
-    let pid = f.kubelet.container_pid("default", "forced", "hostbot").unwrap();
+    let pid = f
+        .kubelet
+        .container_pid("default", "forced", "hostbot")
+        .unwrap();
     f.delete("forced", Some(0));
     assert!(f.pod("forced").is_none());
     wait_dead(pid, 1).await;
@@ -837,7 +996,10 @@ async fn helper_runs_a_pod_until_killed() {
         .create_as(pod("orphan", hostbot_container("hostbot:1", 8080)))
         .unwrap();
     f.wait_ready("orphan").await;
-    let pid = f.kubelet.container_pid("default", "orphan", "hostbot").unwrap();
+    let pid = f
+        .kubelet
+        .container_pid("default", "orphan", "hostbot")
+        .unwrap();
     println!("CONTAINER_PID {pid}");
     std::future::pending::<()>().await;
 }
@@ -845,7 +1007,12 @@ async fn helper_runs_a_pod_until_killed() {
 #[test]
 fn a_killed_harness_leaves_no_container() {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_runs_a_pod_until_killed", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "helper_runs_a_pod_until_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("KUBELET_TEST_HELPER", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -855,14 +1022,20 @@ fn a_killed_harness_leaves_no_container() {
     let pid: u32 = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("CONTAINER_PID ").map(|p| p.trim().parse().unwrap()))
+        .find_map(|line| {
+            line.strip_prefix("CONTAINER_PID ")
+                .map(|p| p.trim().parse().unwrap())
+        })
         .expect("the helper reports its container's pid");
     assert!(process_alive(pid));
     child.kill().unwrap(); // SIGKILL: no cleanup code runs in the helper
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while process_alive(pid) {
-        assert!(Instant::now() < deadline, "container {pid} outlived its harness");
+        assert!(
+            Instant::now() < deadline,
+            "container {pid} outlived its harness"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -893,7 +1066,10 @@ async fn in_process_pods_serve_on_their_ip() {
     let running = f.wait_ready("tiny").await;
     let ip = pod_ip(&running);
     let body = get_json(&format!("http://{ip}:8080/")).await;
-    assert_eq!((body["host"].as_str(), body["version"].as_str()), (Some("tiny"), Some("7")));
+    assert_eq!(
+        (body["host"].as_str(), body["version"].as_str()),
+        (Some("tiny"), Some("7"))
+    );
     let config = get_json(&format!("http://{ip}:8080/config")).await;
     assert_eq!(config["greeting"], "hello");
     assert_eq!(f.kubelet.container_pid("default", "tiny", "hostbot"), None);
@@ -906,7 +1082,13 @@ async fn in_process_pods_serve_on_their_ip() {
             (cs.restart_count == 1 && cs.ready).then(|| p.clone())
         })
         .await;
-    let last = container_status(&restarted).unwrap().last_state.clone().unwrap().terminated.unwrap();
+    let last = container_status(&restarted)
+        .unwrap()
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!(last.exit_code, 137);
 
     f.delete("tiny", None);

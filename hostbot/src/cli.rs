@@ -262,16 +262,6 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     if args.worker_threads > 0 {
         runtime.worker_threads(args.worker_threads);
     }
-    // EXPERIMENT (remove): runtime knobs
-    if std::env::var("HB_EXP_LIFO").is_ok_and(|v| v == "0") {
-        runtime.disable_lifo_slot();
-    }
-    if let Some(n) = std::env::var("HB_EXP_EI").ok().and_then(|v| v.parse().ok()) {
-        runtime.event_interval(n);
-    }
-    if let Some(n) = std::env::var("HB_EXP_GQI").ok().and_then(|v| v.parse().ok()) {
-        runtime.global_queue_interval(n);
-    }
     let result = match runtime.build() {
         Ok(runtime) => runtime.block_on(serve(&args)),
         Err(err) => Err(Error::Listener(err)),

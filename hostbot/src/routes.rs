@@ -95,7 +95,10 @@ enum Route {
     Readyz,
     Metrics,
     /// `POST /readyz/{enable,disable}` (`readiness`) or `/healthz/...`.
-    Toggle { readiness: bool, enable: bool },
+    Toggle {
+        readiness: bool,
+        enable: bool,
+    },
 }
 
 impl Route {
@@ -158,10 +161,13 @@ impl App {
         B::Error: Into<BoxError>,
     {
         let in_flight = self.metrics.request_started();
-        let access = self
-            .config
-            .access_log
-            .then(|| (Instant::now(), req.method().clone(), req.uri().path().to_owned()));
+        let access = self.config.access_log.then(|| {
+            (
+                Instant::now(),
+                req.method().clone(),
+                req.uri().path().to_owned(),
+            )
+        });
 
         let mut response = match Route::of(req.method(), req.uri().path()) {
             Ok(route) => match self.drain_body(req).await {
@@ -199,7 +205,11 @@ impl App {
             Route::Index | Route::Config => self.app_route(route).await,
             Route::Healthz => {
                 if self.health.live_disabled.load(Ordering::Relaxed) {
-                    respond(StatusCode::SERVICE_UNAVAILABLE, TEXT, "unhealthy: disabled\n")
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TEXT,
+                        "unhealthy: disabled\n",
+                    )
                 } else {
                     respond(StatusCode::OK, TEXT, "ok\n")
                 }
@@ -243,7 +253,10 @@ impl App {
             tokio::time::sleep(delay).await;
         }
         if faults.inject_error() {
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "injected fault (error rate)");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "injected fault (error rate)",
+            );
         }
         let snapshot = self.snapshot.get();
         if route == Route::Config {
@@ -255,7 +268,11 @@ impl App {
                 Err(err) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
             };
         }
-        respond(StatusCode::OK, JSON, self.index_body(snapshot.hash.as_deref()))
+        respond(
+            StatusCode::OK,
+            JSON,
+            self.index_body(snapshot.hash.as_deref()),
+        )
     }
 
     /// `{"time":...,"host":...,"version":...,"config":...}`, built by hand: this is the hot

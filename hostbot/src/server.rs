@@ -35,7 +35,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -82,15 +82,63 @@ pub async fn run_with_force(
 
 struct Server {
     addr: SocketAddr,
-    app: Arc<App>,
-    http: Arc<http1::Builder>,
+    shared: Arc<Shared>,
+    /// The background tasks: connections and the config reloader.
     tracker: TaskTracker,
-    /// Cancelled when the listener closes: connections shut down gracefully.
-    drain: CancellationToken,
-    /// Cancelled when `serve` ends for any reason (also when its future is dropped): connections
-    /// and background tasks stop at once.
-    kill: CancellationToken,
+    /// The accept loops, tracked apart so that "the listener is closed" can be awaited.
+    acceptors: TaskTracker,
     started: Instant,
+}
+
+/// What every task of one instance needs.
+struct Shared {
+    app: Arc<App>,
+    http: http1::Builder,
+    /// Raised after the drain delay: accept loops stop and the listener closes.
+    stop_accepting: Flag,
+    /// Raised when the listener is closed: connections shut down gracefully.
+    drain: Flag,
+    /// Raised when `serve` ends for any reason (also when its future is dropped): connections
+    /// and background tasks stop at once.
+    kill: Flag,
+}
+
+/// A one-way stop signal, checked by every connection on every poll. The state is an atomic
+/// because `CancellationToken::is_cancelled` locks a mutex shared by all clones, which would
+/// put a contended lock on the request path; the token only delivers the wake-up.
+#[derive(Debug, Default)]
+struct Flag {
+    raised: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Flag {
+    fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
+}
+
+impl Shared {
+    /// Stops everything at once: the SIGKILL path.
+    fn kill(&self) {
+        self.kill.raise();
+        self.drain.raise();
+        self.stop_accepting.raise();
+    }
+}
+
+/// Kills the instance's tasks when `serve` returns or its future is dropped.
+struct KillOnDrop(Arc<Shared>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill();
+    }
 }
 
 impl Server {
@@ -100,14 +148,17 @@ impl Server {
             .max_header_size(config.max_header_size)
             // Our own clock enforces the header timeout; see the module docs.
             .header_read_timeout(None);
-        let kill = CancellationToken::new();
         Server {
             addr,
-            app: Arc::new(App::new(config)),
-            http: Arc::new(http),
+            shared: Arc::new(Shared {
+                app: Arc::new(App::new(config)),
+                http,
+                stop_accepting: Flag::default(),
+                drain: Flag::default(),
+                kill: Flag::default(),
+            }),
             tracker: TaskTracker::new(),
-            drain: kill.child_token(),
-            kill,
+            acceptors: TaskTracker::new(),
             started: Instant::now(),
         }
     }
@@ -118,19 +169,20 @@ impl Server {
         shutdown: CancellationToken,
         force: CancellationToken,
     ) -> Result<(), Error> {
-        let _kill_on_exit = self.kill.clone().drop_guard();
-        let config = &self.app.config;
+        let _kill_on_exit = KillOnDrop(Arc::clone(&self.shared));
+        let app = &self.shared.app;
+        let config = &app.config;
         let faults = &config.faults;
 
         if let Some(dir) = config.config_dir.clone() {
             match reload::read_dir(&dir) {
-                Ok(snapshot) => self.app.snapshot.set(snapshot),
+                Ok(snapshot) => app.snapshot.set(snapshot),
                 Err(err) => warn!(error = %err, "config not loaded, starting without"),
             }
-            let app = Arc::clone(&self.app);
-            let stop = self.drain.clone();
+            let shared = Arc::clone(&self.shared);
             self.tracker.spawn(async move {
-                let app = &*app;
+                let app = &*shared.app;
+                let stop = shared.drain.token.clone();
                 reload::follow(
                     dir,
                     app.config.config_poll_interval,
@@ -149,6 +201,23 @@ impl Server {
             return Err(self.crash("at start".to_owned()));
         }
 
+        // One accept loop per runtime worker, so that accepting is not a one-thread bottleneck
+        // when every request brings a new connection.
+        let listener = Arc::new(listener);
+        let workers = tokio::runtime::Handle::current()
+            .metrics()
+            .num_workers()
+            .max(1);
+        for _ in 0..workers {
+            self.acceptors.spawn(accept_loop(
+                Arc::clone(&listener),
+                Arc::clone(&self.shared),
+                self.tracker.clone(),
+            ));
+        }
+        drop(listener);
+        self.acceptors.close();
+
         // Serving: until a shutdown request that is not ignored.
         let mut interrupted = pin!(self.interrupted(&force));
         let mut shutdown_requested = pin!(shutdown.cancelled());
@@ -164,51 +233,50 @@ impl Server {
                     if faults.never_ready {
                         warn!("never becoming ready (fault never-ready)");
                     } else {
-                        self.app.health.set_started();
+                        app.health.set_started();
                         info!("ready");
                     }
                 }
                 () = &mut shutdown_requested, if !ignoring => {
-                    if faults.ignore_sigterm {
-                        warn!("ignoring the shutdown request (fault ignore-sigterm)");
-                        ignoring = true;
-                    } else {
+                    if !faults.ignore_sigterm {
                         break;
                     }
+                    warn!("ignoring the shutdown request (fault ignore-sigterm)");
+                    ignoring = true;
                 }
-                accepted = listener.accept() => self.accepted(accepted).await,
             }
         }
 
         // Draining: not ready, `Connection: close` on every answer, still accepting.
-        self.app.health.set_draining();
+        app.health.set_draining();
         info!(
             "shutdown requested: readiness off, serving {:?} more before closing the listener",
             config.drain_delay
         );
-        let mut delay = pin!(tokio::time::sleep(config.drain_delay));
-        loop {
-            tokio::select! {
-                biased;
-                err = &mut interrupted => return Err(err),
-                () = &mut delay => break,
-                accepted = listener.accept() => self.accepted(accepted).await,
-            }
+        tokio::select! {
+            biased;
+            err = &mut interrupted => return Err(err),
+            () = tokio::time::sleep(config.drain_delay) => {}
         }
 
         // Closing: no new connections; idle ones close, in-flight requests finish.
-        let open = self.app.metrics.connections_open();
-        drop(listener);
-        self.drain.cancel();
+        self.shared.stop_accepting.raise();
+        tokio::select! {
+            biased;
+            err = &mut interrupted => return Err(err),
+            () = self.acceptors.wait() => {}
+        }
+        self.shared.drain.raise();
         self.tracker.close();
+        let open = app.metrics.connections_open();
         info!(open, "listener closed, waiting for in-flight requests");
         tokio::select! {
             biased;
             err = &mut interrupted => return Err(err),
             () = self.tracker.wait() => {}
             () = tokio::time::sleep(config.shutdown_timeout) => {
-                let open = self.app.metrics.connections_open();
-                self.kill.cancel();
+                let open = app.metrics.connections_open();
+                self.shared.kill();
                 self.tracker.wait().await;
                 return Err(Error::ShutdownTimeout { open, timeout: config.shutdown_timeout });
             }
@@ -227,7 +295,7 @@ impl Server {
 
     /// Resolves when the instance must stop at once: forced, or a crash fault fired.
     async fn interrupted(&self, force: &CancellationToken) -> Error {
-        let faults = &self.app.config.faults;
+        let faults = &self.shared.app.config.faults;
         let crash_timer = async {
             match faults.crash_after {
                 Some(after) => tokio::time::sleep_until(self.started + after).await,
@@ -239,7 +307,7 @@ impl Server {
                 warn!("forced shutdown");
                 Error::Forced
             }
-            () = self.app.crash.cancelled() => {
+            () = self.shared.app.crash.cancelled() => {
                 let served = faults.crash_after_requests.unwrap_or_default();
                 self.crash(format!("after {served} requests"))
             }
@@ -248,29 +316,35 @@ impl Server {
     }
 
     fn crash(&self, reason: String) -> Error {
-        let code = self.app.config.faults.crash_exit_code;
+        let code = self.shared.app.config.faults.crash_exit_code;
         warn!(code, "crashing {reason} (fault)");
         Error::Crash { code, reason }
     }
+}
 
-    async fn accepted(&self, accepted: io::Result<(TcpStream, SocketAddr)>) {
+/// Accepts connections until `stop_accepting` is raised, spawning one task per connection.
+/// The listener closes when the last accept loop drops its handle.
+async fn accept_loop(listener: Arc<TcpListener>, shared: Arc<Shared>, tracker: TaskTracker) {
+    let mut stop = pin!(shared.stop_accepting.token.cancelled());
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut stop => return,
+            accepted = listener.accept() => accepted,
+        };
         match accepted {
             Ok((stream, peer)) => {
                 // Small answers: do not wait for Nagle.
                 let _ = stream.set_nodelay(true);
-                self.tracker.spawn(connection(
-                    stream,
-                    peer,
-                    Arc::clone(&self.app),
-                    Arc::clone(&self.http),
-                    self.drain.clone(),
-                    self.kill.clone(),
-                ));
+                tracker.spawn(connection(stream, peer, Arc::clone(&shared)));
             }
             Err(err) => {
                 // Out of file descriptors or similar: back off instead of spinning.
                 warn!(error = %err, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
             }
         }
     }
@@ -278,43 +352,37 @@ impl Server {
 
 /// Serves one connection until the client closes it, a timeout fires, the drain closes it, or
 /// the instance is killed.
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    app: Arc<App>,
-    http: Arc<http1::Builder>,
-    drain: CancellationToken,
-    kill: CancellationToken,
-) {
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let app = &shared.app;
     let _open = app.metrics.connection_opened();
     let header_timeout = app.config.header_timeout;
     let idle_timeout = app.config.idle_timeout;
     // One allocation per connection, shared by the socket wrapper and the service; cloning it
     // per request touches only this connection's reference count, not the instance's.
-    let shared = Arc::new(Conn {
-        app: Arc::clone(&app),
+    let conn_state = Arc::new(Conn {
+        app: Arc::clone(app),
         clock: ConnClock::new(),
     });
-    let clock = &shared.clock;
+    let clock = &conn_state.clock;
     let io = TokioIo::new(Tracked {
         inner: stream,
-        conn: Arc::clone(&shared),
+        conn: Arc::clone(&conn_state),
     });
     let service = {
-        let shared = Arc::clone(&shared);
+        let conn_state = Arc::clone(&conn_state);
         service_fn(move |req| {
-            let shared = Arc::clone(&shared);
+            let conn_state = Arc::clone(&conn_state);
             async move {
-                shared.clock.set(Phase::Busy);
-                let response = shared.app.handle(req, peer).await;
-                shared.clock.set(Phase::Idle);
+                conn_state.clock.set(Phase::Busy);
+                let response = conn_state.app.handle(req, peer).await;
+                conn_state.clock.set(Phase::Idle);
                 Ok::<_, Infallible>(response)
             }
         })
     };
-    let mut conn = pin!(http.serve_connection(io, service));
-    let mut drained = pin!(drain.cancelled());
-    let mut killed = pin!(kill.cancelled());
+    let mut conn = pin!(shared.http.serve_connection(io, service));
+    let mut drained = pin!(shared.drain.token.cancelled());
+    let mut killed = pin!(shared.kill.token.cancelled());
     let check_every = header_timeout
         .min(idle_timeout)
         .max(Duration::from_millis(1));
@@ -331,10 +399,10 @@ async fn connection(
             let _ = killed.as_mut().poll(cx);
         }
         loop {
-            if kill.is_cancelled() {
+            if shared.kill.is_raised() {
                 return Poll::Ready(End::Killed);
             }
-            if !closing && drain.is_cancelled() {
+            if !closing && shared.drain.is_raised() {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -17,7 +17,9 @@ use crate::object::Kind;
 /// The Kubernetes version the harness reports; kubectl's dispatcher picks its binary by `minor`.
 pub const MINOR: &str = "32";
 
-const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 
 /// `/version`.
 pub fn version() -> Response<Body> {
@@ -63,7 +65,11 @@ fn group_entry(group: &str) -> Value {
 }
 
 /// Answers a discovery path.
-pub fn answer(context: &Context, path: &str, _headers: &HeaderMap) -> Result<Response<Body>, ApiError> {
+pub fn answer(
+    context: &Context,
+    path: &str,
+    _headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
     let value = match path {
         "/api" => json!({
             "kind": "APIVersions",
@@ -131,6 +137,9 @@ fn resource_list(group: &str) -> Value {
             resources.push(entry);
         }
     }
+    if group.is_empty() {
+        resources.push(super::node::discovery_entry());
+    }
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -194,7 +203,10 @@ mod tests {
     fn lists_short_names_categories_and_scale() {
         let apps = resource_list("apps");
         let resources = apps["resources"].as_array().unwrap();
-        let deploy = resources.iter().find(|r| r["name"] == "deployments").unwrap();
+        let deploy = resources
+            .iter()
+            .find(|r| r["name"] == "deployments")
+            .unwrap();
         assert_eq!(deploy["shortNames"], json!(["deploy"]));
         assert_eq!(deploy["categories"], json!(["all"]));
         let scale = resources
@@ -204,7 +216,13 @@ mod tests {
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
         let core = resource_list("");
-        assert!(core["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/log"));
+        assert!(
+            core["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "pods/log")
+        );
         assert_eq!(groups(), vec!["apps"]);
     }
 }

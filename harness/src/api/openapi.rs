@@ -75,7 +75,10 @@ fn document(group_version: &str) -> Value {
         .filter(|k| group_version_path(*k) == group_version)
     {
         let item = if kind.namespaced() {
-            format!("/{group_version}/namespaces/{{namespace}}/{}/{{name}}", kind.plural())
+            format!(
+                "/{group_version}/namespaces/{{namespace}}/{}/{{name}}",
+                kind.plural()
+            )
         } else {
             format!("/{group_version}/{}/{{name}}", kind.plural())
         };
@@ -114,7 +117,13 @@ mod tests {
         let apps = document("apis/apps/v1");
         let op = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(
+            op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         let core = document("api/v1");
         assert!(core["paths"].get("/api/v1/namespaces/{name}").is_some());
         assert_eq!(group_versions(), vec!["api/v1", "apis/apps/v1"]);

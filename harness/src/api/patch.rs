@@ -56,9 +56,7 @@ pub fn apply(
         PatchType::Json => json_patch(original, patch),
         PatchType::Merge => {
             if !patch.is_object() {
-                return Err(ApiError::bad_request(
-                    "a merge patch must be a JSON object",
-                ));
+                return Err(ApiError::bad_request("a merge patch must be a JSON object"));
             }
             let mut target = original.clone();
             merge_patch(&mut target, patch);
@@ -88,17 +86,15 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 fn invalid_patch(message: String) -> ApiError {
-    ApiError::new(
-        hyper::StatusCode::UNPROCESSABLE_ENTITY,
-        "Invalid",
-        message,
-    )
+    ApiError::new(hyper::StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
 }
 
 /// RFC 6902.
 fn json_patch(original: &Value, patch: &Value) -> Result<Value, ApiError> {
     let Value::Array(operations) = patch else {
-        return Err(ApiError::bad_request("a JSON patch must be a JSON array of operations"));
+        return Err(ApiError::bad_request(
+            "a JSON patch must be a JSON array of operations",
+        ));
     };
     let mut doc = original.clone();
     for (i, operation) in operations.iter().enumerate() {
@@ -235,8 +231,14 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7386() {
         let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2]});
-        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "l": [3], "n": {"x": 1}}));
-        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "l": [3], "n": {"x": 1}}));
+        merge_patch(
+            &mut doc,
+            &json!({"a": "z", "c": {"f": null}, "l": [3], "n": {"x": 1}}),
+        );
+        assert_eq!(
+            doc,
+            json!({"a": "z", "c": {"d": "e"}, "l": [3], "n": {"x": 1}})
+        );
     }
 
     #[test]

@@ -51,7 +51,9 @@ impl Query {
         match self.get(key) {
             None | Some("") => Ok(None),
             Some(text) => text.parse().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("invalid value {text:?} for query parameter {key}: not an integer"))
+                ApiError::bad_request(format!(
+                    "invalid value {text:?} for query parameter {key}: not an integer"
+                ))
             }),
         }
     }
@@ -171,7 +173,9 @@ pub struct Filter {
 impl Filter {
     pub fn from_query(query: &Query) -> Result<Filter, ApiError> {
         let labels = match query.get("labelSelector") {
-            Some(text) => Selector::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            Some(text) => {
+                Selector::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?
+            }
             None => Selector::default(),
         };
         let fields = match query.get("fieldSelector") {

@@ -126,7 +126,10 @@ pub fn key_of(target: &ResourcePath, name: &str) -> ObjectKey {
 
 fn get(context: &Context, target: &ResourcePath, name: &str) -> Result<Object, ApiError> {
     let key = key_of(target, name);
-    context.store.get(&key).ok_or_else(|| ApiError::not_found(&key))
+    context
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(&key))
 }
 
 pub async fn read_body(request: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
@@ -180,7 +183,11 @@ pub fn object_response(
         Format::Table => table::table(
             object.kind(),
             std::slice::from_ref(object),
-            object.meta().resource_version.as_deref().unwrap_or_default(),
+            object
+                .meta()
+                .resource_version
+                .as_deref()
+                .unwrap_or_default(),
             None,
             IncludeObject::parse(query.get("includeObject")),
         ),
@@ -281,7 +288,10 @@ fn place(target: &ResourcePath, value: &mut Value) -> Result<(), ApiError> {
     if !target.kind.namespaced() {
         return Ok(());
     }
-    let url_namespace = target.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let url_namespace = target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
     let metadata = value
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("the request body is not a JSON object"))?
@@ -452,10 +462,12 @@ pub fn patch_object(
                 "the patched object is not an object with metadata",
             ));
         }
-        let pinned = patched["metadata"]["resourceVersion"] != original["metadata"]["resourceVersion"]
+        let pinned = patched["metadata"]["resourceVersion"]
+            != original["metadata"]["resourceVersion"]
             && !patched["metadata"]["resourceVersion"].is_null();
         if !pinned {
-            patched["metadata"]["resourceVersion"] = original["metadata"]["resourceVersion"].clone();
+            patched["metadata"]["resourceVersion"] =
+                original["metadata"]["resourceVersion"].clone();
         }
         if patched["metadata"]["name"] != original["metadata"]["name"]
             || patched["metadata"]["namespace"] != original["metadata"]["namespace"]
@@ -473,9 +485,7 @@ pub fn patch_object(
             object = keep_status(object, &current)?;
         }
         match write(context, query, object, &current) {
-            Err(err)
-                if err.reason == "Conflict" && !pinned && attempt < PATCH_ATTEMPTS =>
-            {
+            Err(err) if err.reason == "Conflict" && !pinned && attempt < PATCH_ATTEMPTS => {
                 continue;
             }
             Err(err) => return Err(err),
@@ -495,7 +505,9 @@ fn delete(
         json!({})
     } else {
         serde_json::from_slice(body).map_err(|err| {
-            ApiError::bad_request(format!("the DeleteOptions in the body are not valid JSON: {err}"))
+            ApiError::bad_request(format!(
+                "the DeleteOptions in the body are not valid JSON: {err}"
+            ))
         })?
     };
     let grace = match options.get("gracePeriodSeconds").and_then(Value::as_i64) {
@@ -537,7 +549,8 @@ fn delete(
     {
         return Err(Error::Conflict(current.key()).into());
     }
-    let deleted = if query.dry_run() || options["dryRun"].as_array().is_some_and(|d| !d.is_empty()) {
+    let deleted = if query.dry_run() || options["dryRun"].as_array().is_some_and(|d| !d.is_empty())
+    {
         current
     } else {
         context.store.delete(
@@ -548,7 +561,12 @@ fn delete(
             },
         )?
     };
-    Ok(object_response(&deleted, Format::Json, query, StatusCode::OK))
+    Ok(object_response(
+        &deleted,
+        Format::Json,
+        query,
+        StatusCode::OK,
+    ))
 }
 
 #[cfg(test)]
@@ -573,7 +591,9 @@ mod tests {
         assert_eq!(Format::from_headers(&headers), Format::Json);
         headers.insert(
             ACCEPT,
-            HeaderValue::from_static("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+            HeaderValue::from_static(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            ),
         );
         assert_eq!(Format::from_headers(&headers), Format::Metadata);
     }

@@ -8,8 +8,10 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::body::{self, Body};
+use super::query::Query;
+use super::resource::Format;
 use super::status::ApiError;
-use super::{Context, discovery, openapi, resource};
+use super::{Context, discovery, node, openapi, resource};
 use crate::object::Kind;
 
 /// Where a resource URL points.
@@ -32,6 +34,8 @@ enum Route {
     /// `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<group-version path>`.
     OpenApi(String),
     Resource(ResourcePath),
+    /// `/api/v1/nodes` and `/api/v1/nodes/NAME` (read-only, not in the store).
+    Node(Option<String>),
 }
 
 /// Answers one request.
@@ -79,7 +83,11 @@ async fn dispatch(
         }
     };
     match route {
-        Route::Health => Ok(body::with_type(StatusCode::OK, "text/plain", Body::full("ok"))),
+        Route::Health => Ok(body::with_type(
+            StatusCode::OK,
+            "text/plain",
+            Body::full("ok"),
+        )),
         Route::Version => {
             get_only(request.method(), "version")?;
             Ok(discovery::version())
@@ -93,6 +101,13 @@ async fn dispatch(
             openapi::answer(&path)
         }
         Route::Resource(target) => resource::handle(context, target, request).await,
+        Route::Node(name) => node::answer(
+            &context,
+            request.method(),
+            name.as_deref(),
+            &Query::parse(request.uri().query()),
+            Format::from_headers(request.headers()),
+        ),
     }
 }
 
@@ -125,6 +140,11 @@ fn parse(path: &str) -> Option<Route> {
             .copied()
             .find(|k| k.plural() == plural && k.group() == group)
     };
+    match rest {
+        ["nodes"] if group.is_empty() => return Some(Route::Node(None)),
+        ["nodes", name] if group.is_empty() => return Some(Route::Node(Some((*name).to_owned()))),
+        _ => {}
+    }
     let owned = |s: &&str| Some((*s).to_owned());
     let target = match rest {
         ["namespaces", namespace, plural, more @ ..]
@@ -159,7 +179,9 @@ fn parse(path: &str) -> Option<Route> {
 }
 
 fn is_group(group: &str) -> bool {
-    Kind::ALL.iter().any(|k| k.group() == group && !group.is_empty())
+    Kind::ALL
+        .iter()
+        .any(|k| k.group() == group && !group.is_empty())
 }
 
 #[cfg(test)]
@@ -199,8 +221,16 @@ mod tests {
         assert_eq!(parse("/api/v1/deployments"), None);
         assert_eq!(parse("/api/v1/pods/web"), None);
         assert_eq!(parse("/apis/batch/v1"), None);
-        assert_eq!(parse("/apis/apps/v1"), Some(Route::Discovery("/apis/apps/v1".into())));
+        assert_eq!(
+            parse("/apis/apps/v1"),
+            Some(Route::Discovery("/apis/apps/v1".into()))
+        );
         assert_eq!(parse("/api/"), Some(Route::Discovery("/api".into())));
         assert_eq!(parse("/version"), Some(Route::Version));
+        assert_eq!(parse("/api/v1/nodes"), Some(Route::Node(None)));
+        assert_eq!(
+            parse("/api/v1/nodes/harness"),
+            Some(Route::Node(Some("harness".into())))
+        );
     }
 }

@@ -160,9 +160,9 @@ impl HeaderCodec {
             }
             out.reserve(4096);
             let before = self.inflate.total_in();
-            let result = self
-                .inflate
-                .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync);
+            let result =
+                self.inflate
+                    .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync);
             consumed += usize::try_from(self.inflate.total_in() - before).unwrap_or(0);
             match result {
                 Ok(_) => {}
@@ -274,7 +274,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         TYPE_SYN_STREAM => Frame::SynStream {
             stream_id: stream(0)?,
             flags,
-            headers: codec.decode(payload.get(10..).ok_or_else(|| invalid("short SYN_STREAM"))?)?,
+            headers: codec.decode(
+                payload
+                    .get(10..)
+                    .ok_or_else(|| invalid("short SYN_STREAM"))?,
+            )?,
         },
         TYPE_SYN_REPLY => Frame::SynReply {
             stream_id: stream(0)?,
@@ -390,7 +394,9 @@ pub fn encode(frame: &Frame, codec: &mut HeaderCodec) -> std::io::Result<Vec<u8>
             out
         }
         Frame::Unknown { frame_type } => {
-            return Err(invalid(format!("cannot encode SPDY frame type {frame_type}")));
+            return Err(invalid(format!(
+                "cannot encode SPDY frame type {frame_type}"
+            )));
         }
     })
 }
@@ -419,14 +425,39 @@ mod tests {
             ]
         };
         let frames = vec![
-            Frame::SynStream { stream_id: 1, flags: 0, headers: headers("error") },
-            Frame::SynStream { stream_id: 3, flags: 0, headers: headers("data") },
-            Frame::Data { stream_id: 3, flags: FLAG_FIN, data: Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n") },
+            Frame::SynStream {
+                stream_id: 1,
+                flags: 0,
+                headers: headers("error"),
+            },
+            Frame::SynStream {
+                stream_id: 3,
+                flags: 0,
+                headers: headers("data"),
+            },
+            Frame::Data {
+                stream_id: 3,
+                flags: FLAG_FIN,
+                data: Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n"),
+            },
             Frame::Ping { id: 1 },
-            Frame::RstStream { stream_id: 3, status: RST_CANCEL },
-            Frame::WindowUpdate { stream_id: 3, delta: 65536 },
-            Frame::GoAway { last_good_stream_id: 3, status: 0 },
-            Frame::SynReply { stream_id: 1, flags: 0, headers: Vec::new() },
+            Frame::RstStream {
+                stream_id: 3,
+                status: RST_CANCEL,
+            },
+            Frame::WindowUpdate {
+                stream_id: 3,
+                delta: 65536,
+            },
+            Frame::GoAway {
+                last_good_stream_id: 3,
+                status: 0,
+            },
+            Frame::SynReply {
+                stream_id: 1,
+                flags: 0,
+                headers: Vec::new(),
+            },
         ];
         let mut wire = Vec::new();
         for frame in &frames {
@@ -434,7 +465,10 @@ mod tests {
         }
         let mut reader = wire.as_slice();
         for frame in &frames {
-            assert_eq!(read_frame(&mut reader, &mut server).await.unwrap().as_ref(), Some(frame));
+            assert_eq!(
+                read_frame(&mut reader, &mut server).await.unwrap().as_ref(),
+                Some(frame)
+            );
         }
         assert_eq!(read_frame(&mut reader, &mut server).await.unwrap(), None);
     }
@@ -442,7 +476,10 @@ mod tests {
     #[tokio::test]
     async fn garbage_is_an_error_not_a_panic() {
         let mut codec = HeaderCodec::new().unwrap();
-        let wire = [0x80, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0c, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xde, 0xad];
+        let wire = [
+            0x80, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0c, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xde,
+            0xad,
+        ];
         assert!(read_frame(&mut &wire[..], &mut codec).await.is_err());
         let wire = [0x80, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00];
         assert!(read_frame(&mut &wire[..], &mut codec).await.is_err());

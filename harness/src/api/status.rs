@@ -87,7 +87,9 @@ impl ApiError {
             "NotFound",
             "the server could not find the requested resource",
         );
-        err.details = Some(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": format!("404 page not found: {path}")}]}));
+        err.details = Some(
+            json!({"causes": [{"reason": "UnexpectedServerResponse", "message": format!("404 page not found: {path}")}]}),
+        );
         err
     }
 
@@ -95,7 +97,9 @@ impl ApiError {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource: {method} {what}"),
+            format!(
+                "the server does not allow this method on the requested resource: {method} {what}"
+            ),
         )
     }
 
@@ -139,7 +143,11 @@ impl From<Error> for ApiError {
             Error::NotFound(key) => ApiError {
                 code: StatusCode::NOT_FOUND,
                 reason: "NotFound",
-                message: format!("{} \"{}\" not found", qualified_resource(key.kind), key.name),
+                message: format!(
+                    "{} \"{}\" not found",
+                    qualified_resource(key.kind),
+                    key.name
+                ),
                 details: Some(key_details(&key)),
             },
             Error::AlreadyExists(key) => ApiError {
@@ -224,7 +232,11 @@ mod tests {
         let err = ApiError::from(Error::NotFound(key.clone()));
         assert_eq!(err.code, StatusCode::NOT_FOUND);
         assert_eq!(err.message, "deployments.apps \"web\" not found");
-        let err = ApiError::from(Error::AlreadyExists(ObjectKey::new(Kind::Pod, "default", "p")));
+        let err = ApiError::from(Error::AlreadyExists(ObjectKey::new(
+            Kind::Pod,
+            "default",
+            "p",
+        )));
         assert_eq!(err.message, "pods \"p\" already exists");
         let err = ApiError::from(Error::invalid(
             key,
@@ -239,6 +251,9 @@ mod tests {
         let status = err.to_json();
         assert_eq!(status["details"]["kind"], "Deployment");
         assert_eq!(status["details"]["causes"][0]["field"], "spec.replicas");
-        assert_eq!(status["details"]["causes"][0]["reason"], "FieldValueInvalid");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldValueInvalid"
+        );
     }
 }

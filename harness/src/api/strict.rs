@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn accepts_known_fields() {
-        let (object, warnings) = decode(Kind::Deployment, deployment(), Validation::Strict).unwrap();
+        let (object, warnings) =
+            decode(Kind::Deployment, deployment(), Validation::Strict).unwrap();
         assert_eq!(object.name(), "web");
         assert!(warnings.is_empty());
     }
@@ -165,7 +166,11 @@ mod tests {
         value["spec"]["replicas"] = json!("three");
         let err = decode(Kind::Deployment, value, Validation::Strict).unwrap_err();
         assert_eq!(err.code, hyper::StatusCode::BAD_REQUEST);
-        assert!(err.message.contains("cannot be handled as a Deployment"), "{}", err.message);
+        assert!(
+            err.message.contains("cannot be handled as a Deployment"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

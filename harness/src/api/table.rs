@@ -310,7 +310,11 @@ mod tests {
 
     #[test]
     fn tables_carry_metadata_and_wide_columns() {
-        let object = Object::from_json(Kind::Pod, json!({"metadata": {"name": "web", "namespace": "default"}})).unwrap();
+        let object = Object::from_json(
+            Kind::Pod,
+            json!({"metadata": {"name": "web", "namespace": "default"}}),
+        )
+        .unwrap();
         let t = table(Kind::Pod, &[object], "7", None, IncludeObject::Metadata);
         assert_eq!(t["metadata"]["resourceVersion"], "7");
         assert_eq!(t["columnDefinitions"][0]["format"], "name");

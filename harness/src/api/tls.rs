@@ -49,8 +49,9 @@ impl Identity {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let key = KeyPair::generate().map_err(|e| tls_error("generate the server key", e))?;
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .map_err(|e| tls_error("describe the server certificate", e))?;
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .map_err(|e| tls_error("describe the server certificate", e))?;
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, "harness-apiserver");
         params.distinguished_name = name;

@@ -143,7 +143,11 @@ impl Scope {
             Format::Table => table::table(
                 self.kind,
                 std::slice::from_ref(object),
-                object.meta().resource_version.as_deref().unwrap_or_default(),
+                object
+                    .meta()
+                    .resource_version
+                    .as_deref()
+                    .unwrap_or_default(),
                 None,
                 self.include,
             ),
@@ -202,7 +206,10 @@ impl Stream {
                         "the watch fell behind the store's changes; watch again from a new list",
                     )
                     .to_json();
-                    let _ = self.tx.send(line(&json!({"type": "ERROR", "object": status}))).await;
+                    let _ = self
+                        .tx
+                        .send(line(&json!({"type": "ERROR", "object": status})))
+                        .await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -219,7 +226,10 @@ impl Stream {
         let Some(event_type) = self.translate(event.event_type, object) else {
             return true;
         };
-        self.tx.send(self.scope.encode(event_type, object)).await.is_ok()
+        self.tx
+            .send(self.scope.encode(event_type, object))
+            .await
+            .is_ok()
     }
 
     /// The event type the client sees, given whether the object matched before and does now.

@@ -142,7 +142,10 @@ where
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let mut writer = socket_write.lock().await;
-                    if writer.write_all(&encode(OP_BINARY, &buffer[..n])).await.is_err()
+                    if writer
+                        .write_all(&encode(OP_BINARY, &buffer[..n]))
+                        .await
+                        .is_err()
                         || writer.flush().await.is_err()
                     {
                         return;
@@ -151,7 +154,9 @@ where
             }
         }
         let mut writer = socket_write.lock().await;
-        let _ = writer.write_all(&encode(OP_CLOSE, &1000u16.to_be_bytes())).await;
+        let _ = writer
+            .write_all(&encode(OP_CLOSE, &1000u16.to_be_bytes()))
+            .await;
         let _ = writer.shutdown().await;
     };
     tokio::join!(incoming, outgoing);
@@ -190,7 +195,10 @@ mod tests {
         assert_eq!(pong, [0x8a, 0]);
         session.write_all(b"world").await.unwrap();
         let reply = read_frame(&mut client_read).await.unwrap().unwrap();
-        assert_eq!((reply.opcode, reply.payload.as_slice()), (OP_BINARY, &b"world"[..]));
+        assert_eq!(
+            (reply.opcode, reply.payload.as_slice()),
+            (OP_BINARY, &b"world"[..])
+        );
         drop(session);
         let close = read_frame(&mut client_read).await.unwrap().unwrap();
         assert_eq!(close.opcode, OP_CLOSE);

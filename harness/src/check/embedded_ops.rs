@@ -31,7 +31,10 @@ impl EmbeddedOps {
 
     fn key(&self, kind: &str, name: &str) -> anyhow::Result<ObjectKey> {
         let kind = Kind::parse(kind).with_context(|| {
-            format!("unknown kind {kind:?}: supported are {}", Kind::supported_list())
+            format!(
+                "unknown kind {kind:?}: supported are {}",
+                Kind::supported_list()
+            )
         })?;
         Ok(ObjectKey::new(kind, &self.namespace, name))
     }
@@ -43,15 +46,23 @@ impl ClusterOps for EmbeddedOps {
         Ok(())
     }
 
-    async fn merge_patch(&self, kind: &str, name: &str, patch: serde_json::Value) -> anyhow::Result<()> {
+    async fn merge_patch(
+        &self,
+        kind: &str,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> anyhow::Result<()> {
         let key = self.key(kind, name)?;
         for _ in 0..10 {
             let store = self.cluster.store();
-            let current = store.get(&key).with_context(|| format!("{key} not found"))?;
+            let current = store
+                .get(&key)
+                .with_context(|| format!("{key} not found"))?;
             let mut json = current.to_json();
             merge(&mut json, &patch);
-            let patched = Object::from_json(key.kind, json)
-                .with_context(|| format!("patching {key}: the result is not a valid {}", key.kind))?;
+            let patched = Object::from_json(key.kind, json).with_context(|| {
+                format!("patching {key}: the result is not a valid {}", key.kind)
+            })?;
             match store.update(patched) {
                 Ok(_) => return Ok(()),
                 Err(crate::Error::Conflict(_)) => continue,
@@ -63,13 +74,18 @@ impl ClusterOps for EmbeddedOps {
 
     async fn delete(&self, kind: &str, name: &str) -> anyhow::Result<()> {
         let key = self.key(kind, name)?;
-        self.cluster.store().delete(&key, DeleteOptions::default())?;
+        self.cluster
+            .store()
+            .delete(&key, DeleteOptions::default())?;
         Ok(())
     }
 
     async fn pods(&self, selector: &str) -> anyhow::Result<Vec<PodInfo>> {
         let selector = Selector::parse(selector)?;
-        let pods: Vec<Pod> = self.cluster.store().list_as(Some(&self.namespace), &selector);
+        let pods: Vec<Pod> = self
+            .cluster
+            .store()
+            .list_as(Some(&self.namespace), &selector);
         Ok(pods.iter().map(pod_info).collect())
     }
 
@@ -82,7 +98,11 @@ impl ClusterOps for EmbeddedOps {
             .spec
             .and_then(|s| s.containers.first().map(|c| c.name.clone()))
             .context("pod has no container")?;
-        if !self.cluster.kubelet().kill_container(&self.namespace, pod, &container) {
+        if !self
+            .cluster
+            .kubelet()
+            .kill_container(&self.namespace, pod, &container)
+        {
             bail!("container {container} of pod {pod} is not running");
         }
         Ok(())
@@ -96,28 +116,41 @@ impl ClusterOps for EmbeddedOps {
         Ok(rollout_state(&d))
     }
 
-    async fn set_image(&self, deployment: &str, container: Option<&str>, image: &str) -> anyhow::Result<()> {
-        let (_, found) = self.cluster.store().modify::<Deployment, _>(&self.namespace, deployment, |d| {
-            let containers = d
-                .spec
-                .as_mut()
-                .and_then(|s| s.template.spec.as_mut())
-                .map(|s| &mut s.containers);
-            let Some(containers) = containers else { return false };
-            let target = match container {
-                Some(name) => containers.iter_mut().find(|c| c.name == name),
-                None => containers.first_mut(),
-            };
-            match target {
-                Some(c) => {
-                    c.image = Some(image.to_owned());
-                    true
-                }
-                None => false,
-            }
-        })?;
+    async fn set_image(
+        &self,
+        deployment: &str,
+        container: Option<&str>,
+        image: &str,
+    ) -> anyhow::Result<()> {
+        let (_, found) =
+            self.cluster
+                .store()
+                .modify::<Deployment, _>(&self.namespace, deployment, |d| {
+                    let containers = d
+                        .spec
+                        .as_mut()
+                        .and_then(|s| s.template.spec.as_mut())
+                        .map(|s| &mut s.containers);
+                    let Some(containers) = containers else {
+                        return false;
+                    };
+                    let target = match container {
+                        Some(name) => containers.iter_mut().find(|c| c.name == name),
+                        None => containers.first_mut(),
+                    };
+                    match target {
+                        Some(c) => {
+                            c.image = Some(image.to_owned());
+                            true
+                        }
+                        None => false,
+                    }
+                })?;
         if !found {
-            bail!("deployment {deployment:?} has no container {:?}", container.unwrap_or("(first)"));
+            bail!(
+                "deployment {deployment:?} has no container {:?}",
+                container.unwrap_or("(first)")
+            );
         }
         Ok(())
     }

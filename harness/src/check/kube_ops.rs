@@ -69,7 +69,10 @@ impl KubeOps {
 
     fn dynamic(&self, kind: &str) -> anyhow::Result<(Api<DynamicObject>, Kind)> {
         let kind = Kind::parse(kind).with_context(|| {
-            format!("unknown kind {kind:?}: supported are {}", Kind::supported_list())
+            format!(
+                "unknown kind {kind:?}: supported are {}",
+                Kind::supported_list()
+            )
         })?;
         let resource = ApiResource {
             group: kind.group().into(),
@@ -115,7 +118,12 @@ impl ClusterOps for KubeOps {
         Ok(())
     }
 
-    async fn merge_patch(&self, kind: &str, name: &str, patch: serde_json::Value) -> anyhow::Result<()> {
+    async fn merge_patch(
+        &self,
+        kind: &str,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> anyhow::Result<()> {
         let (api, kind) = self.dynamic(kind)?;
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -156,13 +164,28 @@ impl ClusterOps for KubeOps {
         Ok(rollout_state(&d))
     }
 
-    async fn set_image(&self, deployment: &str, container: Option<&str>, image: &str) -> anyhow::Result<()> {
+    async fn set_image(
+        &self,
+        deployment: &str,
+        container: Option<&str>,
+        image: &str,
+    ) -> anyhow::Result<()> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        let d = api.get(deployment).await.with_context(|| format!("deployment {deployment:?}"))?;
-        let containers = d.spec.and_then(|s| s.template.spec).map(|s| s.containers).unwrap_or_default();
+        let d = api
+            .get(deployment)
+            .await
+            .with_context(|| format!("deployment {deployment:?}"))?;
+        let containers = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|s| s.containers)
+            .unwrap_or_default();
         let name = match container {
             Some(c) => c.to_owned(),
-            None => containers.first().map(|c| c.name.clone()).context("deployment has no container")?,
+            None => containers
+                .first()
+                .map(|c| c.name.clone())
+                .context("deployment has no container")?,
         };
         if !containers.iter().any(|c| c.name == name) {
             bail!("deployment {deployment:?} has no container {name:?}");
@@ -170,9 +193,13 @@ impl ClusterOps for KubeOps {
         let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [
             {"name": name, "image": image}
         ]}}}});
-        api.patch(deployment, &PatchParams::default(), &Patch::Strategic(&patch))
-            .await
-            .with_context(|| format!("setting the image of deployment {deployment:?}"))?;
+        api.patch(
+            deployment,
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+        .with_context(|| format!("setting the image of deployment {deployment:?}"))?;
         Ok(())
     }
 }
@@ -202,9 +229,11 @@ pub async fn forward_service(
                     Err(_) => continue,
                 },
             };
-            let (ops, service, next, cancel) = (ops.clone(), service.clone(), next.clone(), cancel.clone());
+            let (ops, service, next, cancel) =
+                (ops.clone(), service.clone(), next.clone(), cancel.clone());
             inner.spawn(async move {
-                let Ok((pod, port)) = pick_endpoint(&ops, &service, service_port, &next).await else {
+                let Ok((pod, port)) = pick_endpoint(&ops, &service, service_port, &next).await
+                else {
                     let _ = socket.set_zero_linger();
                     return;
                 };
@@ -246,7 +275,11 @@ async fn pick_endpoint(
         .and_then(|p| p.name);
     let mut targets = Vec::new();
     for subset in endpoints.subsets.iter().flatten() {
-        let port = subset.ports.iter().flatten().find(|p| port_name.is_none() || p.name == port_name);
+        let port = subset
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| port_name.is_none() || p.name == port_name);
         let Some(port) = port else { continue };
         for address in subset.addresses.iter().flatten() {
             if let Some(pod) = address.target_ref.as_ref().and_then(|r| r.name.clone()) {

@@ -230,7 +230,9 @@ pub fn parse_reply(body: &[u8]) -> Result<Reply, String> {
         .map_err(|e| format!("\"time\" {time:?} is not RFC 3339: {e}"))?;
     let skew_ms = (time.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
     if skew_ms.abs() > 2_000 {
-        return Err(format!("\"time\" is {skew_ms} ms away from the local clock"));
+        return Err(format!(
+            "\"time\" is {skew_ms} ms away from the local clock"
+        ));
     }
     Ok(Reply {
         host,
@@ -254,9 +256,17 @@ mod tests {
         assert!(reply.skew_ms.abs() < 1000);
 
         assert!(parse_reply(b"hello").unwrap_err().contains("not JSON"));
-        assert!(parse_reply(br#"{"time":"x","host":"h"}"#).unwrap_err().contains("RFC 3339"));
+        assert!(
+            parse_reply(br#"{"time":"x","host":"h"}"#)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
         let old = r#"{"time":"2001-01-01T00:00:00Z","host":"h"}"#;
         assert!(parse_reply(old.as_bytes()).unwrap_err().contains("away"));
-        assert!(parse_reply(br#"{"time":"x"}"#).unwrap_err().contains("host"));
+        assert!(
+            parse_reply(br#"{"time":"x"}"#)
+                .unwrap_err()
+                .contains("host")
+        );
     }
 }

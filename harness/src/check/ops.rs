@@ -44,8 +44,10 @@ pub trait ClusterOps: Send + Sync {
     /// Kills the first container of a pod as a crash would.
     fn kill_container(&self, pod: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// The rollout state of a Deployment, as `kubectl rollout status` judges it.
-    fn rollout(&self, deployment: &str)
-    -> impl Future<Output = anyhow::Result<RolloutState>> + Send;
+    fn rollout(
+        &self,
+        deployment: &str,
+    ) -> impl Future<Output = anyhow::Result<RolloutState>> + Send;
     /// Sets a container's image (the first container when `container` is `None`), as
     /// `kubectl set image` does.
     fn set_image(
@@ -84,15 +86,37 @@ pub fn rollout_state(d: &Deployment) -> RolloutState {
         c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
     });
     let (complete, message) = if status.observed_generation.unwrap_or(0) < generation {
-        (false, "Waiting for deployment spec update to be observed...".to_owned())
+        (
+            false,
+            "Waiting for deployment spec update to be observed...".to_owned(),
+        )
     } else if deadline {
-        (false, format!("deployment {name:?} exceeded its progress deadline"))
+        (
+            false,
+            format!("deployment {name:?} exceeded its progress deadline"),
+        )
     } else if updated < want {
-        (false, format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated..."))
+        (
+            false,
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated..."
+            ),
+        )
     } else if total > updated {
-        (false, format!("Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...", total - updated))
+        (
+            false,
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...",
+                total - updated
+            ),
+        )
     } else if available < updated {
-        (false, format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."))
+        (
+            false,
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."
+            ),
+        )
     } else {
         (true, format!("deployment {name:?} successfully rolled out"))
     };
@@ -137,12 +161,28 @@ mod tests {
     fn merge_patch_rfc7386_examples() {
         let cases = [
             (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
-            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
             (json!({"a": "b"}), json!({"a": null}), json!({})),
-            (json!({"a": [1]}), json!({"a": [2, 3]}), json!({"a": [2, 3]})),
-            (json!({"a": {"b": "c"}}), json!({"a": {"b": "d", "c": null}}), json!({"a": {"b": "d"}})),
+            (
+                json!({"a": [1]}),
+                json!({"a": [2, 3]}),
+                json!({"a": [2, 3]}),
+            ),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
             (json!([1]), json!({"a": 1}), json!({"a": 1})),
-            (json!({"e": null}), json!({"a": 1}), json!({"e": null, "a": 1})),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
         ];
         for (mut target, patch, want) in cases {
             merge(&mut target, &patch);

@@ -52,14 +52,19 @@ impl Report {
             let _ = writeln!(out, "\n{}: {}", s.name, s.reason);
             let m = &s.summary;
             if !m.failures.is_empty() {
-                let kinds: Vec<String> = m.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let kinds: Vec<String> =
+                    m.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
                 let _ = writeln!(out, "  failed by kind: {}", kinds.join(", "));
             }
             let _ = writeln!(out, "  disruption took {:.1} s", s.disruption_ms / 1e3);
             for ms in &s.config_propagation_ms {
                 let _ = writeln!(out, "  config propagated in {:.0} ms", ms);
             }
-            let versions: Vec<String> = m.per_version.iter().map(|(v, n)| format!("{v} {n}")).collect();
+            let versions: Vec<String> = m
+                .per_version
+                .iter()
+                .map(|(v, n)| format!("{v} {n}"))
+                .collect();
             let _ = writeln!(out, "  per version: {}", versions.join(", "));
             let _ = writeln!(out, "  per pod: {} pods answered", m.per_host.len());
         }
@@ -161,7 +166,12 @@ fn timeline_svg(s: &ScenarioResult) -> String {
     let buckets = &s.summary.timeline;
     let (width, height, pad) = (1000.0, 260.0, 30.0);
     let n = buckets.len().max(1) as f64;
-    let peak = buckets.iter().map(|b| b.ok + b.failed).max().unwrap_or(1).max(1) as f64;
+    let peak = buckets
+        .iter()
+        .map(|b| b.ok + b.failed)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let worst = buckets.iter().map(|b| b.max_latency_ms).fold(1.0, f64::max);
     let bar = (width - 2.0 * pad) / n;
     let plot = height - 2.0 * pad;

@@ -127,7 +127,10 @@ pub async fn run<O: ClusterOps>(
             markers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(Marker { at_ms: at_ms(), label });
+                .push(Marker {
+                    at_ms: at_ms(),
+                    label,
+                });
         }
     };
 
@@ -187,7 +190,11 @@ pub async fn run<O: ClusterOps>(
 
     let pods_seen = pods_seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut stats = std::mem::take(&mut *stats.lock().unwrap_or_else(|p| p.into_inner()));
-    let strangers: Vec<String> = stats.hosts().filter(|h| !pods_seen.contains(*h)).cloned().collect();
+    let strangers: Vec<String> = stats
+        .hosts()
+        .filter(|h| !pods_seen.contains(*h))
+        .cloned()
+        .collect();
     for host in &strangers {
         stats.reclassify_host_as_invalid(host);
     }
@@ -232,7 +239,11 @@ pub fn verdict(
     match (expect_outage, summary.success_ratio >= slo) {
         (false, true) => (
             true,
-            format!("{percent:.3}% of {} requests succeeded (SLO {:.3}%)", summary.requests, slo * 100.0),
+            format!(
+                "{percent:.3}% of {} requests succeeded (SLO {:.3}%)",
+                summary.requests,
+                slo * 100.0
+            ),
         ),
         (false, false) => (
             false,
@@ -244,7 +255,10 @@ pub fn verdict(
         ),
         (true, false) => (
             true,
-            format!("the expected outage happened: {outage:.0} ms longest, {} requests failed ({cause})", summary.failed),
+            format!(
+                "the expected outage happened: {outage:.0} ms longest, {} requests failed ({cause})",
+                summary.failed
+            ),
         ),
         (true, true) => (
             false,
@@ -283,10 +297,14 @@ async fn run_step<O: ClusterOps>(
     match step {
         Step::Apply(path) => ops.apply(&scenario.dir.join(path)).await?,
         Step::Patch(p) => ops.merge_patch(&p.kind, &p.name, p.patch.clone()).await?,
-        Step::SetImage(s) => ops.set_image(&s.deployment, s.container.as_deref(), &s.image).await?,
+        Step::SetImage(s) => {
+            ops.set_image(&s.deployment, s.container.as_deref(), &s.image)
+                .await?
+        }
         Step::Restart(deployment) => {
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            ops.merge_patch("Deployment", deployment, restart_patch(&now)).await?;
+            ops.merge_patch("Deployment", deployment, restart_patch(&now))
+                .await?;
         }
         Step::UpdateConfigMap(c) => {
             let old = current_config(configs);
@@ -306,12 +324,17 @@ async fn run_step<O: ClusterOps>(
                 let victim = pods
                     .iter()
                     .find(|p| p.ready && !p.terminating)
-                    .with_context(|| format!("round {}: no ready pod matches {}", round + 1, d.selector))?;
+                    .with_context(|| {
+                        format!("round {}: no ready pod matches {}", round + 1, d.selector)
+                    })?;
                 ops.delete("Pod", &victim.name).await?;
                 let victim = victim.name.clone();
                 wait_until(Duration::from_secs(120), || async {
                     let pods = ops.pods(&d.selector).await?;
-                    let ready = pods.iter().filter(|p| p.ready && !p.terminating && p.name != victim).count();
+                    let ready = pods
+                        .iter()
+                        .filter(|p| p.ready && !p.terminating && p.name != victim)
+                        .count();
                     Ok(ready >= total)
                 })
                 .await
@@ -347,7 +370,12 @@ async fn wait_for<O: ClusterOps>(ops: &O, w: &WaitStep) -> anyhow::Result<()> {
                 Ok(state.complete)
             })
             .await
-            .with_context(|| format!("rollout of deployment/{deployment} did not complete: {}", last.lock().unwrap_or_else(|p| p.into_inner())))
+            .with_context(|| {
+                format!(
+                    "rollout of deployment/{deployment} did not complete: {}",
+                    last.lock().unwrap_or_else(|p| p.into_inner())
+                )
+            })
         }
         (None, Some(selector)) => {
             let want = w.ready.unwrap_or(1) as usize;
@@ -394,12 +422,19 @@ fn current_config(configs: &Mutex<ConfigSeen>) -> Option<String> {
 
 /// Waits until replies with a new config have been seen and none with `old` for a second, and
 /// returns the time from the update to the last reply that still carried `old`.
-async fn wait_propagated(configs: &Mutex<ConfigSeen>, old: &str, t0: Duration) -> anyhow::Result<f64> {
+async fn wait_propagated(
+    configs: &Mutex<ConfigSeen>,
+    old: &str,
+    t0: Duration,
+) -> anyhow::Result<f64> {
     let quiet = Duration::from_secs(1);
     let result = wait_until(Duration::from_secs(120), || async {
         let seen = configs.lock().unwrap_or_else(|p| p.into_inner());
         let old_last = seen.spans.get(old).map_or(Duration::ZERO, |s| s.1);
-        let fresh = seen.spans.iter().any(|(c, (_, last))| c != old && *last > t0);
+        let fresh = seen
+            .spans
+            .iter()
+            .any(|(c, (_, last))| c != old && *last > t0);
         Ok(fresh && seen.latest_due > old_last.max(t0) + quiet)
     })
     .await;

@@ -213,7 +213,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration {text:?}: unit must be ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: unit must be ms, s, m or h"
+            ));
+        }
     };
     if !(0.0..=86_400.0).contains(&seconds) {
         return Err(format!("invalid duration {text:?}: out of range"));
@@ -266,7 +270,9 @@ mod tests {
     #[test]
     fn unknown_step_is_an_error() {
         let text = "name: x\nsteps:\n  - explode: {}\n";
-        let err = serde_saphyr::from_str::<Scenario>(text).unwrap_err().to_string();
+        let err = serde_saphyr::from_str::<Scenario>(text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("explode"), "{err}");
     }
 }

@@ -100,7 +100,9 @@ impl Stats {
             self.timeline.resize_with(index + 1, Bucket::default);
         }
         let bucket = &mut self.timeline[index];
-        bucket.max_latency_ms = bucket.max_latency_ms.max(sample.latency.as_secs_f64() * 1e3);
+        bucket.max_latency_ms = bucket
+            .max_latency_ms
+            .max(sample.latency.as_secs_f64() * 1e3);
         match &sample.outcome {
             Outcome::Ok(reply) => {
                 self.ok += 1;
@@ -118,7 +120,8 @@ impl Stats {
                 }
             }
         }
-        self.marks.push((sample.due, matches!(sample.outcome, Outcome::Ok(_))));
+        self.marks
+            .push((sample.due, matches!(sample.outcome, Outcome::Ok(_))));
     }
 
     /// Marks a request as failed after the fact (e.g. its `host` was never a pod).
@@ -237,8 +240,14 @@ mod tests {
         let cases: &[(&[(u64, bool)], &[(f64, f64, u64)])] = &[
             (&[], &[]),
             (&[(0, true), (10, true)], &[]),
-            (&[(0, true), (10, false), (20, false), (30, true)], &[(10.0, 20.0, 2)]),
-            (&[(0, false), (10, true), (20, false)], &[(0.0, 10.0, 1), (20.0, 0.0, 1)]),
+            (
+                &[(0, true), (10, false), (20, false), (30, true)],
+                &[(10.0, 20.0, 2)],
+            ),
+            (
+                &[(0, false), (10, true), (20, false)],
+                &[(0.0, 10.0, 1), (20.0, 0.0, 1)],
+            ),
             (&[(0, true), (5, false), (100, false)], &[(5.0, 95.0, 2)]),
         ];
         for (marks, want) in cases {

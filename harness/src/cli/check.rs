@@ -105,13 +105,22 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let result = if let Some(kubeconfig) = &args.kubeconfig {
-        let ops = KubeOps::connect(kubeconfig, args.context.as_deref(), Some(&args.namespace)).await?;
+        let ops =
+            KubeOps::connect(kubeconfig, args.context.as_deref(), Some(&args.namespace)).await?;
         let cluster = format!("kubeconfig {}", kubeconfig.display());
         let target = async {
             eprintln!("applying {}", args.manifests.display());
             ops.apply(&args.manifests).await?;
             wait_ready(&ops, &workload.deployment, args.ready_timeout).await?;
-            kube_ops::forward_service(ops.clone(), &workload.service, workload.service_port, 0, &tracker, cancel.clone()).await
+            kube_ops::forward_service(
+                ops.clone(),
+                &workload.service,
+                workload.service_port,
+                0,
+                &tracker,
+                cancel.clone(),
+            )
+            .await
         };
         match target.await {
             Ok(target) => run_all(&ops, target, &scenarios, &options, &args, cluster).await,
@@ -127,7 +136,10 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
         let cluster = Arc::new(cluster);
         let ops = EmbeddedOps::new(cluster.clone(), &args.namespace);
         let outcome = async {
-            eprintln!("embedded cluster started; applying {}", args.manifests.display());
+            eprintln!(
+                "embedded cluster started; applying {}",
+                args.manifests.display()
+            );
             ops.apply(&args.manifests).await?;
             wait_ready(&ops, &workload.deployment, args.ready_timeout).await?;
             let target = format!("svc/{}", workload.service);
@@ -137,12 +149,23 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
                 .await
                 .with_context(|| format!("port-forward {target}"))?;
             let local = forward.local_addrs()[0];
-            run_all(&ops, local, &scenarios, &options, &args, "embedded cluster".into()).await
+            run_all(
+                &ops,
+                local,
+                &scenarios,
+                &options,
+                &args,
+                "embedded cluster".into(),
+            )
+            .await
         }
         .await;
         drop(ops);
         match Arc::try_unwrap(cluster) {
-            Ok(cluster) => cluster.shutdown().await.context("shutting the cluster down")?,
+            Ok(cluster) => cluster
+                .shutdown()
+                .await
+                .context("shutting the cluster down")?,
             Err(_) => bail!("internal error: the cluster is still in use at shutdown"),
         }
         outcome
@@ -164,14 +187,19 @@ async fn run_all<O: ClusterOps>(
     eprintln!(
         "load: {} req/s to {target}, {} per request, SLO {:.3}%",
         options.rate,
-        if options.keepalive { "keep-alive connections" } else { "a new connection" },
+        if options.keepalive {
+            "keep-alive connections"
+        } else {
+            "a new connection"
+        },
         options.slo * 100.0
     );
     let mut results = Vec::new();
     for scenario in scenarios {
         let started = Instant::now();
         eprintln!("\n▶ {}: {}", scenario.name, scenario.description);
-        let progress = |step: &str| eprintln!("  [{:>6.1}s] {step}", started.elapsed().as_secs_f64());
+        let progress =
+            |step: &str| eprintln!("  [{:>6.1}s] {step}", started.elapsed().as_secs_f64());
         let result = runner::run(ops, target, scenario, options, &progress).await?;
         eprintln!(
             "  [{:>6.1}s] {} — {}",
@@ -190,20 +218,37 @@ async fn run_all<O: ClusterOps>(
     };
     println!("\n{}", report.table());
     if let Some(path) = &args.report {
-        report.write_json(path).with_context(|| format!("writing {}", path.display()))?;
+        report
+            .write_json(path)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.junit {
-        report.write_junit(path).with_context(|| format!("writing {}", path.display()))?;
+        report
+            .write_junit(path)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.html {
-        report.write_html(path).with_context(|| format!("writing {}", path.display()))?;
+        report
+            .write_html(path)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let passed = report.passed();
-    println!("{}", if passed { "availability held: PASS" } else { "availability broke: FAIL" });
+    println!(
+        "{}",
+        if passed {
+            "availability held: PASS"
+        } else {
+            "availability broke: FAIL"
+        }
+    );
     Ok(passed)
 }
 
-async fn wait_ready<O: ClusterOps>(ops: &O, deployment: &str, limit: Duration) -> anyhow::Result<()> {
+async fn wait_ready<O: ClusterOps>(
+    ops: &O,
+    deployment: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         let state = ops.rollout(deployment).await?;
@@ -220,7 +265,11 @@ async fn wait_ready<O: ClusterOps>(ops: &O, deployment: &str, limit: Duration) -
                 "deployment {deployment:?} did not become ready within {:.0}s: {}; pods: {}",
                 limit.as_secs_f64(),
                 state.message,
-                if listing.is_empty() { "none".into() } else { listing.join(", ") }
+                if listing.is_empty() {
+                    "none".into()
+                } else {
+                    listing.join(", ")
+                }
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -230,9 +279,17 @@ async fn wait_ready<O: ClusterOps>(ops: &O, deployment: &str, limit: Duration) -
 /// Finds the Deployment, Service and ConfigMap the built-in scenarios act on.
 fn workload(manifests: &Path) -> anyhow::Result<Workload> {
     let loaded = manifest::load_path(manifests).with_context(|| {
-        format!("cannot load manifests from {} (use -f to point at your manifests)", manifests.display())
+        format!(
+            "cannot load manifests from {} (use -f to point at your manifests)",
+            manifests.display()
+        )
     })?;
-    let first = |kind: Kind| loaded.iter().find(|m| m.object.kind() == kind).map(|m| &m.object);
+    let first = |kind: Kind| {
+        loaded
+            .iter()
+            .find(|m| m.object.kind() == kind)
+            .map(|m| &m.object)
+    };
     let deployment = first(Kind::Deployment)
         .with_context(|| format!("{}: no Deployment to check", manifests.display()))?;
     let service = first(Kind::Service)
@@ -247,7 +304,9 @@ fn workload(manifests: &Path) -> anyhow::Result<Workload> {
             .with_context(|| format!("service {:?} has no port", service.name()))?,
         _ => unreachable!("filtered by kind"),
     };
-    let configmap = first(Kind::ConfigMap).map(|c| c.name().to_owned()).unwrap_or_default();
+    let configmap = first(Kind::ConfigMap)
+        .map(|c| c.name().to_owned())
+        .unwrap_or_default();
     Ok(Workload {
         deployment: deployment.name().to_owned(),
         service: service.name().to_owned(),

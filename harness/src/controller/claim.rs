@@ -46,11 +46,9 @@ pub fn claim(
             Claim::Release
         };
     }
-    let same_namespace = candidate.namespace.as_deref().unwrap_or("default") == controller_namespace;
-    if controller_deleting
-        || !matches
-        || candidate.deletion_timestamp.is_some()
-        || !same_namespace
+    let same_namespace =
+        candidate.namespace.as_deref().unwrap_or("default") == controller_namespace;
+    if controller_deleting || !matches || candidate.deletion_timestamp.is_some() || !same_namespace
     {
         Claim::Ignore
     } else {

@@ -44,8 +44,8 @@ impl DeploymentController {
         DeploymentController { store }
     }
 
-    /// Deployments in `namespace` whose selector matches `labels` (for orphans).
-    fn matching(&self, namespace: &str, meta_labels: &Object) -> Vec<(String, String)> {
+    /// Deployments in `namespace` whose selector matches the labels of `object` (an orphan).
+    fn matching(&self, namespace: &str, object: &Object) -> Vec<(String, String)> {
         self.store
             .list_as::<Deployment>(Some(namespace), &Selector::default())
             .into_iter()
@@ -53,7 +53,7 @@ impl DeploymentController {
                 d.spec
                     .as_ref()
                     .and_then(|s| Selector::from_label_selector(&s.selector).ok())
-                    .is_some_and(|sel| !sel.is_empty() && sel.matches(meta_labels.labels()))
+                    .is_some_and(|sel| !sel.is_empty() && sel.matches(object.labels()))
             })
             .map(|d| key_of(&d.metadata))
             .collect()
@@ -70,7 +70,10 @@ impl DeploymentController {
         let namespace = d.metadata.namespace.as_deref().unwrap_or("default");
         let uid = d.metadata.uid.as_deref().unwrap_or_default();
         let mut owned = Vec::new();
-        for rs in self.store.list_as::<ReplicaSet>(Some(namespace), &Selector::default()) {
+        for rs in self
+            .store
+            .list_as::<ReplicaSet>(Some(namespace), &Selector::default())
+        {
             let name = rs.metadata.name.clone().unwrap_or_default();
             match claim::claim(uid, namespace, false, selector, &rs.metadata) {
                 Claim::Owned => owned.push(rs),
@@ -127,19 +130,20 @@ impl DeploymentController {
             Action::UpdateDeployment { revision, status } => {
                 let name = d.metadata.name.as_deref().unwrap_or_default();
                 let uid = d.metadata.uid.clone();
-                self.store.modify::<Deployment, _>(namespace, name, |current| {
-                    if current.metadata.uid != uid {
-                        return;
-                    }
-                    if let Some(revision) = revision {
-                        current
-                            .metadata
-                            .annotations
-                            .get_or_insert_with(Default::default)
-                            .insert(revision::REVISION.to_owned(), revision);
-                    }
-                    current.status = Some(status);
-                })?;
+                self.store
+                    .modify::<Deployment, _>(namespace, name, |current| {
+                        if current.metadata.uid != uid {
+                            return;
+                        }
+                        if let Some(revision) = revision {
+                            current
+                                .metadata
+                                .annotations
+                                .get_or_insert_with(Default::default)
+                                .insert(revision::REVISION.to_owned(), revision);
+                        }
+                        current.status = Some(status);
+                    })?;
                 Ok(())
             }
             Action::Event {
@@ -165,11 +169,15 @@ impl DeploymentController {
                 let existing = self.store.get_as::<ReplicaSet>(namespace, &rs_name);
                 let ours = existing.as_ref().is_some_and(|rs| {
                     owner_of(&rs.metadata).is_some_and(|o| Some(&o.uid) == d.metadata.uid.as_ref())
-                        && rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| {
-                            d.spec
-                                .as_ref()
-                                .is_some_and(|s| revision::equal_ignore_hash(t, &s.template))
-                        })
+                        && rs
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.template.as_ref())
+                            .is_some_and(|t| {
+                                d.spec
+                                    .as_ref()
+                                    .is_some_and(|s| revision::equal_ignore_hash(t, &s.template))
+                            })
                 });
                 if !ours {
                     self.store.modify::<Deployment, _>(namespace, d_name, |d| {
@@ -229,8 +237,7 @@ impl Reconciler for DeploymentController {
             },
             Kind::Pod => {
                 // A pod matters through its ReplicaSet (Recreate waits for old pods to go).
-                let Some(owner) = owner_of(object.meta()).filter(|o| o.kind == "ReplicaSet")
-                else {
+                let Some(owner) = owner_of(object.meta()).filter(|o| o.kind == "ReplicaSet") else {
                     return Vec::new();
                 };
                 let key = ObjectKey::new(Kind::ReplicaSet, object.namespace(), &owner.name);

@@ -64,7 +64,9 @@ fn listed(pod: &Pod, include_terminating: bool) -> bool {
         s.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
             || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
     });
-    !is_pod_terminal(pod) && has_ip && (include_terminating || pod.metadata.deletion_timestamp.is_none())
+    !is_pod_terminal(pod)
+        && has_ip
+        && (include_terminating || pod.metadata.deletion_timestamp.is_none())
 }
 
 /// The pod's address for the Service's IP family (`podToEndpointAddressForService`).
@@ -131,7 +133,9 @@ pub fn desired_subsets(service: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> 
             .and_then(|r| r.uid.clone())
             .unwrap_or_default();
         let key = (address.ip.clone(), uid);
-        addresses.entry(key.clone()).or_insert_with(|| address.clone());
+        addresses
+            .entry(key.clone())
+            .or_insert_with(|| address.clone());
         let entry = by_port.entry(port).or_default().entry(key).or_insert(ready);
         *entry |= ready;
     };
@@ -240,7 +244,12 @@ impl Reconciler for EndpointsController {
                     .list_as::<Service>(Some(&namespace), &Selector::default())
                     .iter()
                     .filter(|s| service_selector(s).is_some_and(|sel| sel.matches(object.labels())))
-                    .map(|s| (namespace.clone(), s.metadata.name.clone().unwrap_or_default()))
+                    .map(|s| {
+                        (
+                            namespace.clone(),
+                            s.metadata.name.clone().unwrap_or_default(),
+                        )
+                    })
                     .collect();
                 // Services that listed the pod before its labels changed.
                 for ep in self
@@ -258,7 +267,10 @@ impl Reconciler for EndpointsController {
                             })
                     });
                     if lists_pod {
-                        keys.push((namespace.clone(), ep.metadata.name.clone().unwrap_or_default()));
+                        keys.push((
+                            namespace.clone(),
+                            ep.metadata.name.clone().unwrap_or_default(),
+                        ));
                     }
                 }
                 keys
@@ -414,12 +426,23 @@ mod tests {
 
     #[test]
     fn port_resolution_table() {
-        let p = pod("a", Some("10.0.0.1"), true, &[("http", 8080), ("metrics", 9090)]);
+        let p = pod(
+            "a",
+            Some("10.0.0.1"),
+            true,
+            &[("http", 8080), ("metrics", 9090)],
+        );
         let cases = [
             (port("", 80, Some(IntOrString::Int(8081))), Some(8081)),
             (port("", 80, None), Some(80)),
-            (port("", 80, Some(IntOrString::String("http".into()))), Some(8080)),
-            (port("", 80, Some(IntOrString::String("metrics".into()))), Some(9090)),
+            (
+                port("", 80, Some(IntOrString::String("http".into()))),
+                Some(8080),
+            ),
+            (
+                port("", 80, Some(IntOrString::String("metrics".into()))),
+                Some(9090),
+            ),
             (port("", 80, Some(IntOrString::String("grpc".into()))), None),
             (
                 ServicePort {
@@ -470,7 +493,10 @@ mod tests {
         assert_eq!(port_numbers(&subsets[0]), [8080]);
         let a = &subsets[0].addresses.as_ref().unwrap()[0];
         let target = a.target_ref.as_ref().unwrap();
-        assert_eq!((target.kind.as_deref(), target.name.as_deref()), (Some("Pod"), Some("a")));
+        assert_eq!(
+            (target.kind.as_deref(), target.name.as_deref()),
+            (Some("Pod"), Some("a"))
+        );
         assert_eq!(a.node_name.as_deref(), Some("harness"));
 
         // publishNotReadyAddresses lists everyone as ready, terminating pods included.
@@ -489,9 +515,19 @@ mod tests {
             port("metrics", 9100, Some(IntOrString::String("metrics".into()))),
         ]);
         let pods = [
-            pod("a", Some("10.0.0.1"), true, &[("http", 8080), ("metrics", 9090)]),
+            pod(
+                "a",
+                Some("10.0.0.1"),
+                true,
+                &[("http", 8080), ("metrics", 9090)],
+            ),
             pod("b", Some("10.0.0.2"), true, &[("http", 9000)]),
-            pod("c", Some("10.0.0.3"), true, &[("http", 8080), ("metrics", 9090)]),
+            pod(
+                "c",
+                Some("10.0.0.3"),
+                true,
+                &[("http", 8080), ("metrics", 9090)],
+            ),
         ];
         let refs: Vec<&Pod> = pods.iter().collect();
         let subsets = desired_subsets(&svc, &refs);

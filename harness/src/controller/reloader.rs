@@ -201,12 +201,7 @@ fn container_using(pod: &PodSpec, change: &Change<'_>, auto: bool) -> Option<usi
     }
     let init = pod.init_containers.as_deref().unwrap_or_default();
     if let Some(volume) = volume_name(pod, change) {
-        let mounts = |c: &Container| {
-            c.volume_mounts
-                .iter()
-                .flatten()
-                .any(|m| m.name == volume)
-        };
+        let mounts = |c: &Container| c.volume_mounts.iter().flatten().any(|m| m.name == volume);
         if let Some(i) = pod.containers.iter().position(mounts) {
             return Some(i);
         }
@@ -228,12 +223,18 @@ fn container_using(pod: &PodSpec, change: &Change<'_>, auto: bool) -> Option<usi
 fn volume_name(pod: &PodSpec, change: &Change<'_>) -> Option<String> {
     pod.volumes.iter().flatten().find_map(|v| {
         let direct = match change.source {
-            Source::ConfigMap => v.config_map.as_ref().map(|c| c.name.as_str()) == Some(change.name),
-            Source::Secret => v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(change.name),
+            Source::ConfigMap => {
+                v.config_map.as_ref().map(|c| c.name.as_str()) == Some(change.name)
+            }
+            Source::Secret => {
+                v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(change.name)
+            }
         };
         let projected = v.projected.as_ref().is_some_and(|p| {
             p.sources.iter().flatten().any(|s| match change.source {
-                Source::ConfigMap => s.config_map.as_ref().map(|c| c.name.as_str()) == Some(change.name),
+                Source::ConfigMap => {
+                    s.config_map.as_ref().map(|c| c.name.as_str()) == Some(change.name)
+                }
                 Source::Secret => s.secret.as_ref().map(|c| c.name.as_str()) == Some(change.name),
             })
         });
@@ -244,10 +245,15 @@ fn volume_name(pod: &PodSpec, change: &Change<'_>) -> Option<String> {
 /// Whether a container reads the object through `env[].valueFrom` or `envFrom`.
 fn env_refers(c: &Container, change: &Change<'_>) -> bool {
     let name = Some(change.name);
-    let from_env = c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()).any(|f| match change.source {
-        Source::ConfigMap => f.config_map_key_ref.as_ref().map(|r| r.name.as_str()) == name,
-        Source::Secret => f.secret_key_ref.as_ref().map(|r| r.name.as_str()) == name,
-    });
+    let from_env = c
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.value_from.as_ref())
+        .any(|f| match change.source {
+            Source::ConfigMap => f.config_map_key_ref.as_ref().map(|r| r.name.as_str()) == name,
+            Source::Secret => f.secret_key_ref.as_ref().map(|r| r.name.as_str()) == name,
+        });
     let from_env_from = c.env_from.iter().flatten().any(|f| match change.source {
         Source::ConfigMap => f.config_map_ref.as_ref().map(|r| r.name.as_str()) == name,
         Source::Secret => f.secret_ref.as_ref().map(|r| r.name.as_str()) == name,
@@ -324,17 +330,19 @@ impl Reconciler for Reloader {
             .list_as::<Deployment>(Some(&key.namespace), &Selector::default());
         for d in deployments {
             let name = d.metadata.name.clone().unwrap_or_default();
-            let edited = self.store.modify::<Deployment, _>(&key.namespace, &name, |d| {
-                match reloaded_template(d, &change) {
-                    Some(template) => {
-                        if let Some(spec) = d.spec.as_mut() {
-                            spec.template = template;
+            let edited = self
+                .store
+                .modify::<Deployment, _>(&key.namespace, &name, |d| {
+                    match reloaded_template(d, &change) {
+                        Some(template) => {
+                            if let Some(spec) = d.spec.as_mut() {
+                                spec.template = template;
+                            }
+                            true
                         }
-                        true
+                        None => false,
                     }
-                    None => false,
-                }
-            });
+                });
             if let Ok((d, true)) = edited {
                 let message = format!(
                     "Changes detected in '{}' of type '{}' in namespace '{}', Updated '{name}' of type 'Deployment' in namespace '{}'",
@@ -344,8 +352,13 @@ impl Reconciler for Reloader {
                     key.namespace
                 );
                 tracing::info!(deployment = %name, configmap = %key.name, "reloading");
-                self.store
-                    .record_event(&Object::Deployment(d), "Normal", "Reloaded", message, COMPONENT);
+                self.store.record_event(
+                    &Object::Deployment(d),
+                    "Normal",
+                    "Reloaded",
+                    message,
+                    COMPONENT,
+                );
             }
         }
         Ok(None)
@@ -417,7 +430,10 @@ mod tests {
             env_var_name(Source::ConfigMap, "hello-server-configmap"),
             "STAKATER_HELLO_SERVER_CONFIGMAP_CONFIGMAP"
         );
-        assert_eq!(env_var_name(Source::Secret, "db.creds--x"), "STAKATER_DB_CREDS_X_SECRET");
+        assert_eq!(
+            env_var_name(Source::Secret, "db.creds--x"),
+            "STAKATER_DB_CREDS_X_SECRET"
+        );
     }
 
     #[test]
@@ -435,7 +451,10 @@ mod tests {
             "f83e99e324ba68ccc373a58ef1eb42f8ab88646a"
         );
         let empty = data_hash(&Object::ConfigMap(ConfigMap::default())).unwrap();
-        assert_eq!(empty, "da39a3ee5e6b4b0d3255bfef95601890afd80709", "sha1 of nothing");
+        assert_eq!(
+            empty, "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "sha1 of nothing"
+        );
     }
 
     #[test]
@@ -456,7 +475,10 @@ mod tests {
         let t = reloaded_template(&d, &CHANGE).unwrap();
         assert_eq!(
             env_of(&t, 1),
-            [("STAKATER_HELLO_CONFIG_CONFIGMAP".to_owned(), "abc".to_owned())]
+            [(
+                "STAKATER_HELLO_CONFIG_CONFIGMAP".to_owned(),
+                "abc".to_owned()
+            )]
         );
         assert!(env_of(&t, 0).is_empty());
         // Same hash again: nothing to do.
@@ -536,7 +558,10 @@ mod tests {
         );
         let t = reloaded_template(&d, &CHANGE).unwrap();
         assert_eq!(env_of(&t, 0)[0].1, "abc");
-        let not_listed = deployment(&[("configmap.reloader.stakater.com/reload", "x")], pod.clone());
+        let not_listed = deployment(
+            &[("configmap.reloader.stakater.com/reload", "x")],
+            pod.clone(),
+        );
         assert!(reloaded_template(&not_listed, &CHANGE).is_none());
         let off = deployment(&[(AUTO, "false")], pod);
         assert!(reloaded_template(&off, &CHANGE).is_none());
@@ -544,6 +569,9 @@ mod tests {
             source: Source::Secret,
             ..CHANGE
         };
-        assert!(reloaded_template(&d, &secret).is_none(), "secret annotations differ");
+        assert!(
+            reloaded_template(&d, &secret).is_none(),
+            "secret annotations differ"
+        );
     }
 }

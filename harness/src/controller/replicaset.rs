@@ -24,8 +24,7 @@ use crate::error::{Error, Result};
 use crate::names;
 use crate::object::{Kind, Object, ObjectKey};
 use crate::podutil::{
-    controller_ref, is_pod_active, is_pod_available, is_pod_ready, owner_of,
-    time_until_available,
+    controller_ref, is_pod_active, is_pod_available, is_pod_ready, owner_of, time_until_available,
 };
 use crate::selector::Selector;
 use crate::store::{DeleteOptions, Store, WatchEvent};
@@ -66,7 +65,10 @@ pub fn manage<'a>(replicas: i32, pods: &[&'a Pod], related: &[&Pod], now: Timest
 
 /// Runs `create` `count` times in batches of 1, 2, 4, ...; stops after the first batch with a
 /// failure. Returns the successes and the first error (`slowStartBatch`).
-pub fn slow_start<E>(count: usize, mut create: impl FnMut() -> Result<(), E>) -> (usize, Option<E>) {
+pub fn slow_start<E>(
+    count: usize,
+    mut create: impl FnMut() -> Result<(), E>,
+) -> (usize, Option<E>) {
     let (mut remaining, mut successes, mut batch) = (count, 0, 1.min(count));
     while batch > 0 {
         let mut first_error = None;
@@ -287,7 +289,9 @@ impl Reconciler for ReplicaSetController {
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         let deleting = rs.metadata.deletion_timestamp.is_some();
         let now = Timestamp::now();
-        let all_pods = self.store.list_as::<Pod>(Some(namespace), &Selector::default());
+        let all_pods = self
+            .store
+            .list_as::<Pod>(Some(namespace), &Selector::default());
 
         // Claim.
         let mut owned: Vec<Pod> = Vec::new();
@@ -330,19 +334,32 @@ impl Reconciler for ReplicaSetController {
                 Manage::Create(count) => {
                     let template = pod_from_template(&rs);
                     let mut created = Vec::new();
-                    let (_, err) = slow_start(count, || {
-                        match self.create_pod(&rs, &template) {
-                            Ok(pod) => {
-                                let msg = format!("Created pod: {}", pod.metadata.name.as_deref().unwrap_or_default());
-                                self.store.record_event(&involved, "Normal", "SuccessfulCreate", msg, COMPONENT);
-                                created.push(pod);
-                                Ok(())
-                            }
-                            Err(err) => {
-                                let msg = format!("Error creating: {err}");
-                                self.store.record_event(&involved, "Warning", "FailedCreate", msg, COMPONENT);
-                                Err(err)
-                            }
+                    let (_, err) = slow_start(count, || match self.create_pod(&rs, &template) {
+                        Ok(pod) => {
+                            let msg = format!(
+                                "Created pod: {}",
+                                pod.metadata.name.as_deref().unwrap_or_default()
+                            );
+                            self.store.record_event(
+                                &involved,
+                                "Normal",
+                                "SuccessfulCreate",
+                                msg,
+                                COMPONENT,
+                            );
+                            created.push(pod);
+                            Ok(())
+                        }
+                        Err(err) => {
+                            let msg = format!("Error creating: {err}");
+                            self.store.record_event(
+                                &involved,
+                                "Warning",
+                                "FailedCreate",
+                                msg,
+                                COMPONENT,
+                            );
+                            Err(err)
                         }
                     });
                     owned.extend(created);
@@ -359,7 +376,13 @@ impl Reconciler for ReplicaSetController {
                         match self.store.delete(&key, DeleteOptions::default()) {
                             Ok(_) => {
                                 let msg = format!("Deleted pod: {pod_name}");
-                                self.store.record_event(&involved, "Normal", "SuccessfulDelete", msg, COMPONENT);
+                                self.store.record_event(
+                                    &involved,
+                                    "Normal",
+                                    "SuccessfulDelete",
+                                    msg,
+                                    COMPONENT,
+                                );
                                 gone.insert(pod_name);
                             }
                             Err(Error::NotFound(_)) => {
@@ -367,13 +390,20 @@ impl Reconciler for ReplicaSetController {
                             }
                             Err(err) => {
                                 let msg = format!("Error deleting: {err}");
-                                self.store.record_event(&involved, "Warning", "FailedDelete", msg, COMPONENT);
+                                self.store.record_event(
+                                    &involved,
+                                    "Warning",
+                                    "FailedDelete",
+                                    msg,
+                                    COMPONENT,
+                                );
                                 failure.get_or_insert(("FailedDelete", err.to_string()));
                                 error.get_or_insert(err);
                             }
                         }
                     }
-                    owned.retain(|p| !gone.contains(p.metadata.name.as_deref().unwrap_or_default()));
+                    owned
+                        .retain(|p| !gone.contains(p.metadata.name.as_deref().unwrap_or_default()));
                 }
             }
         }
@@ -381,11 +411,13 @@ impl Reconciler for ReplicaSetController {
         // Status.
         let refs: Vec<&Pod> = owned.iter().collect();
         let status = calculate_status(&rs, &refs, failure, now);
-        let result = self.store.modify::<ReplicaSet, _>(namespace, name, |current| {
-            if current.metadata.uid.as_deref() == Some(uid.as_str()) {
-                current.status = Some(status);
-            }
-        });
+        let result = self
+            .store
+            .modify::<ReplicaSet, _>(namespace, name, |current| {
+                if current.metadata.uid.as_deref() == Some(uid.as_str()) {
+                    current.status = Some(status);
+                }
+            });
         match result {
             Ok(_) | Err(Error::NotFound(_)) => {}
             Err(err) => return Err(err),
@@ -492,7 +524,10 @@ mod tests {
             other => panic!("expected deletions, got {other:?}"),
         };
         assert_eq!(names(manage(2, &refs, &refs, now)), ["not-ready"]);
-        assert_eq!(names(manage(1, &refs, &refs, now)), ["not-ready", "ready-new"]);
+        assert_eq!(
+            names(manage(1, &refs, &refs, now)),
+            ["not-ready", "ready-new"]
+        );
         assert_eq!(names(manage(0, &refs, &refs, now)).len(), 3);
     }
 
@@ -523,10 +558,16 @@ mod tests {
         let rs = replica_set(3, 0);
         let pod = pod_from_template(&rs);
         assert_eq!(pod.metadata.generate_name.as_deref(), Some("web-h-"));
-        assert_eq!(pod.metadata.labels.as_ref().unwrap()["pod-template-hash"], "h");
+        assert_eq!(
+            pod.metadata.labels.as_ref().unwrap()["pod-template-hash"],
+            "h"
+        );
         assert_eq!(pod.metadata.annotations.as_ref().unwrap()["a"], "b");
         let owner = owner_of(&pod.metadata).unwrap();
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("ReplicaSet", "rs-uid"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("ReplicaSet", "rs-uid")
+        );
         assert_eq!(pod.spec.unwrap().node_name, None);
         assert_eq!(name_prefix(&"x".repeat(70)).len(), MAX_PREFIX);
     }
@@ -548,15 +589,26 @@ mod tests {
         assert_eq!(s.replicas, 4);
         assert_eq!(s.fully_labeled_replicas, Some(3));
         assert_eq!(s.ready_replicas, Some(3));
-        assert_eq!(s.available_replicas, Some(2), "b is ready for only 3 of 10 s");
+        assert_eq!(
+            s.available_replicas,
+            Some(2),
+            "b is ready for only 3 of 10 s"
+        );
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.conditions, None);
 
         let failed = calculate_status(&rs, &refs, Some(("FailedCreate", "quota".into())), now);
         let c = &failed.conditions.as_ref().unwrap()[0];
-        assert_eq!((c.type_.as_str(), c.reason.as_deref()), (REPLICA_FAILURE, Some("FailedCreate")));
+        assert_eq!(
+            (c.type_.as_str(), c.reason.as_deref()),
+            (REPLICA_FAILURE, Some("FailedCreate"))
+        );
         let mut rs = rs;
         rs.status = Some(failed);
-        assert_eq!(calculate_status(&rs, &refs, None, now).conditions, None, "cleared");
+        assert_eq!(
+            calculate_status(&rs, &refs, None, now).conditions,
+            None,
+            "cleared"
+        );
     }
 }

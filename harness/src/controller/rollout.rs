@@ -65,7 +65,9 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i
         IntOrString::Int(n) => Ok(*n),
         IntOrString::String(text) => {
             let Some(number) = text.strip_suffix('%') else {
-                return Err(format!("invalid value {text:?}: a string must be a percentage"));
+                return Err(format!(
+                    "invalid value {text:?}: a string must be a percentage"
+                ));
             };
             let percent: i64 = number
                 .parse()
@@ -192,7 +194,8 @@ pub fn proportion(input: &ProportionInput) -> i32 {
         if annotated <= 0 {
             0
         } else {
-            let size = f64::from(rs_replicas) * f64::from(deployment_replicas) / f64::from(annotated);
+            let size =
+                f64::from(rs_replicas) * f64::from(deployment_replicas) / f64::from(annotated);
             round_half_away(size) - rs_replicas
         }
     };
@@ -351,7 +354,11 @@ mod tests {
             ("7", 100, true, 7),
         ];
         for &(value, total, up, want) in cases {
-            assert_eq!(scaled_value(&v(value), total, up).unwrap(), want, "{value} of {total}");
+            assert_eq!(
+                scaled_value(&v(value), total, up).unwrap(),
+                want,
+                "{value} of {total}"
+            );
         }
     }
 
@@ -452,7 +459,13 @@ mod tests {
         // Nothing to share, or nothing left.
         assert_eq!(proportion(&ProportionInput { to_add: 0, ..base }), 0);
         assert_eq!(proportion(&ProportionInput { added: 12, ..base }), 0);
-        assert_eq!(proportion(&ProportionInput { rs_replicas: 0, ..base }), 0);
+        assert_eq!(
+            proportion(&ProportionInput {
+                rs_replicas: 0,
+                ..base
+            }),
+            0
+        );
         // Without the annotation, status.replicas stands in.
         let unannotated = ProportionInput {
             annotated_max: None,

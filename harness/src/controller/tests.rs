@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, Container, ContainerStatus, EnvFromSource, Endpoints, Event,
+    ConfigMap, ConfigMapEnvSource, Container, ContainerStatus, Endpoints, EnvFromSource, Event,
     Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use super::deployment::revision::{self, REVISION};
 use super::deployment::status::{self as dstatus, PROGRESSING, get_condition};
-use super::deployment::sync::{Action, Input, plan};
+use super::deployment::sync::{Input, plan};
 use super::replicaset::calculate_status;
 use super::rollout;
 use crate::object::{Kind, ObjectKey};
@@ -59,7 +59,11 @@ impl Cluster {
 
     /// The test kubelet: admits pods, readies them when `auto_ready`, removes deleted ones.
     fn spawn_kubelet(&self) {
-        let (store, cancel, auto) = (self.store.clone(), self.cancel.clone(), self.auto_ready.clone());
+        let (store, cancel, auto) = (
+            self.store.clone(),
+            self.cancel.clone(),
+            self.auto_ready.clone(),
+        );
         let mut changes = store.subscribe();
         let ip = Arc::new(AtomicU32::new(1));
         self.tracker.spawn(async move {
@@ -80,7 +84,9 @@ impl Cluster {
     }
 
     fn deployment(&self, name: &str) -> Deployment {
-        self.store.get_as("default", name).expect("deployment exists")
+        self.store
+            .get_as("default", name)
+            .expect("deployment exists")
     }
 
     fn replica_sets(&self) -> Vec<ReplicaSet> {
@@ -121,9 +127,16 @@ impl Cluster {
                     "timed out waiting for {what}\nreplica sets: {:#?}\npods: {:?}",
                     self.replica_sets()
                         .iter()
-                        .map(|rs| (&rs.metadata.name, rs.spec.as_ref().map(|s| s.replicas), &rs.status))
+                        .map(|rs| (
+                            &rs.metadata.name,
+                            rs.spec.as_ref().map(|s| s.replicas),
+                            &rs.status
+                        ))
                         .collect::<Vec<_>>(),
-                    self.pods().iter().map(|p| (&p.metadata.name, is_pod_ready(p), is_pod_active(p))).collect::<Vec<_>>()
+                    self.pods()
+                        .iter()
+                        .map(|p| (&p.metadata.name, is_pod_ready(p), is_pod_active(p)))
+                        .collect::<Vec<_>>()
                 );
             }
             // Time-based conditions (minReadySeconds, deadlines) also need a periodic look.
@@ -154,7 +167,11 @@ fn kubelet_pass(store: &Store, ip: &AtomicU32, auto_ready: &AtomicBool) {
             pod.metadata.name.clone().unwrap_or_default(),
         );
         if pod.metadata.deletion_timestamp.is_some() {
-            store.remove_terminated_pod(&namespace, &name, pod.metadata.uid.as_deref().unwrap_or_default());
+            store.remove_terminated_pod(
+                &namespace,
+                &name,
+                pod.metadata.uid.as_deref().unwrap_or_default(),
+            );
             continue;
         }
         let _ = store.modify::<Pod, _>(&namespace, &name, |p| {
@@ -186,7 +203,10 @@ fn kubelet_pass(store: &Store, ip: &AtomicU32, auto_ready: &AtomicBool) {
 
 /// Whether the test kubelet has taken the pod (node, IP, phase).
 fn admitted(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_ref())
+        .is_some()
 }
 
 fn ready_condition(ready: bool) -> PodCondition {
@@ -215,8 +235,9 @@ fn set_ready(store: &Store, namespace: &str, name: &str, ready: bool) {
     assert!(applied, "pod {name} is not admitted yet");
 }
 
-/// Whether the controllers have nothing left to do for `d`: every ReplicaSet has observed its
-/// spec and runs exactly its pods, and a fresh plan would change no ReplicaSet.
+/// Whether the controllers have nothing left to do for `d`: the kubelet has admitted every pod,
+/// every ReplicaSet has observed its spec and runs and reports exactly its pods, and a fresh plan
+/// would write nothing.
 fn settled(c: &Cluster, d: &Deployment) -> bool {
     let uid = d.metadata.uid.as_deref();
     let rss: Vec<ReplicaSet> = c
@@ -233,8 +254,11 @@ fn settled(c: &Cluster, d: &Deployment) -> bool {
         let now = calculate_status(rs, &owned, None, Timestamp::now());
         status.observed_generation == rs.metadata.generation
             && owned.len() as i32 == revision::replicas(rs)
-            && (status.replicas, status.ready_replicas, status.available_replicas)
-                == (now.replicas, now.ready_replicas, now.available_replicas)
+            && (
+                status.replicas,
+                status.ready_replicas,
+                status.available_replicas,
+            ) == (now.replicas, now.ready_replicas, now.available_replicas)
     });
     let planned = plan(Input {
         deployment: d,
@@ -242,10 +266,7 @@ fn settled(c: &Cluster, d: &Deployment) -> bool {
         pods: &pods,
         now: Timestamp::now(),
     });
-    let quiet = planned
-        .actions
-        .iter()
-        .all(|a| matches!(a, Action::UpdateDeployment { .. } | Action::Event { .. }));
+    let quiet = planned.actions.is_empty();
     let kubelet_done = pods.iter().all(|p| !is_pod_active(p) || admitted(p));
     rs_settled
         && quiet
@@ -300,14 +321,30 @@ fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
 fn set_image(c: &Cluster, name: &str, image: &str) {
     c.store
         .modify::<Deployment, _>("default", name, |d| {
-            d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image =
-                Some(image.into());
+            d.spec
+                .as_mut()
+                .unwrap()
+                .template
+                .spec
+                .as_mut()
+                .unwrap()
+                .containers[0]
+                .image = Some(image.into());
         })
         .unwrap();
 }
 
 fn image_of(rs: &ReplicaSet) -> String {
-    rs.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap().containers[0]
+    rs.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .as_ref()
+        .unwrap()
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
         .image
         .clone()
         .unwrap()
@@ -316,16 +353,17 @@ fn image_of(rs: &ReplicaSet) -> String {
 fn owned_by<'a>(pods: &'a [Pod], rs: &ReplicaSet) -> Vec<&'a Pod> {
     pods.iter()
         .filter(|p| {
-            is_pod_active(p)
-                && owner_of(&p.metadata).map(|o| &o.uid) == rs.metadata.uid.as_ref()
+            is_pod_active(p) && owner_of(&p.metadata).map(|o| &o.uid) == rs.metadata.uid.as_ref()
         })
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_creates_a_replica_set_and_three_pods() {
     let c = Cluster::start(true);
-    c.store.create_as(deployment("hostbot", 3, "hostbot:v1")).unwrap();
+    c.store
+        .create_as(deployment("hostbot", 3, "hostbot:v1"))
+        .unwrap();
     let d = c.wait_complete("hostbot").await;
 
     let rss = c.replica_sets();
@@ -336,7 +374,11 @@ async fn a_deployment_creates_a_replica_set_and_three_pods() {
     assert_eq!(rs_name, format!("hostbot-{hash}"));
     let owner = owner_of(&rs.metadata).unwrap();
     assert_eq!(
-        (owner.kind.as_str(), owner.name.as_str(), owner.block_owner_deletion),
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.block_owner_deletion
+        ),
         ("Deployment", "hostbot", Some(true))
     );
     let pods = c.pods();
@@ -345,11 +387,19 @@ async fn a_deployment_creates_a_replica_set_and_three_pods() {
         let name = pod.metadata.name.as_deref().unwrap();
         let suffix = name.strip_prefix(&format!("{rs_name}-")).expect(name);
         assert_eq!(suffix.len(), 5, "{name}");
-        assert_eq!(pod.metadata.labels.as_ref().unwrap()["pod-template-hash"], *hash);
+        assert_eq!(
+            pod.metadata.labels.as_ref().unwrap()["pod-template-hash"],
+            *hash
+        );
     }
     let status = d.status.unwrap();
     assert_eq!(
-        (status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas),
+        (
+            status.replicas,
+            status.updated_replicas,
+            status.ready_replicas,
+            status.available_replicas
+        ),
         (Some(3), Some(3), Some(3), Some(3))
     );
     assert_eq!(d.metadata.annotations.unwrap()[REVISION], "1");
@@ -361,7 +411,7 @@ async fn a_deployment_creates_a_replica_set_and_three_pods() {
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_change_rolls_within_the_budgets() {
     let c = Cluster::start(true);
     c.store.create_as(deployment("web", 3, "web:v1")).unwrap();
@@ -404,9 +454,15 @@ async fn an_image_change_rolls_within_the_budgets() {
         // At rest between steps: within the surge, and fully available.
         let pods = c.pods();
         let active = pods.iter().filter(|p| is_pod_active(p)).count();
-        let ready = pods.iter().filter(|p| is_pod_active(p) && is_pod_ready(p)).count();
+        let ready = pods
+            .iter()
+            .filter(|p| is_pod_active(p) && is_pod_ready(p))
+            .count();
         let spec_sum: i32 = c.replica_sets().iter().map(revision::replicas).sum();
-        assert!(active <= 4 && spec_sum <= 4, "step {steps}: {active} pods, {spec_sum} in specs");
+        assert!(
+            active <= 4 && spec_sum <= 4,
+            "step {steps}: {active} pods, {spec_sum} in specs"
+        );
         assert!(ready >= 3, "step {steps}: only {ready} ready");
         if is_complete(&d) {
             break;
@@ -416,20 +472,38 @@ async fn an_image_change_rolls_within_the_budgets() {
             .iter()
             .find(|p| is_pod_active(p) && admitted(p) && !is_pod_ready(p))
             .unwrap_or_else(|| panic!("step {steps}: nothing to make ready, yet not complete"));
-        set_ready(&c.store, "default", next.metadata.name.as_deref().unwrap(), true);
+        set_ready(
+            &c.store,
+            "default",
+            next.metadata.name.as_deref().unwrap(),
+            true,
+        );
         steps += 1;
         assert!(steps <= 10, "too many steps");
     }
     assert_eq!(steps, 3, "one new pod at a time");
-    assert!(violations.lock().unwrap().is_empty(), "availability dropped: {:?}", violations.lock().unwrap());
+    assert!(
+        violations.lock().unwrap().is_empty(),
+        "availability dropped: {:?}",
+        violations.lock().unwrap()
+    );
 
     let rss = c.replica_sets();
     assert_eq!(rss.len(), 2);
-    let new = rss.iter().find(|rs| rs.metadata.uid != old.metadata.uid).unwrap();
-    let old = rss.iter().find(|rs| rs.metadata.uid == old.metadata.uid).unwrap();
+    let new = rss
+        .iter()
+        .find(|rs| rs.metadata.uid != old.metadata.uid)
+        .unwrap();
+    let old = rss
+        .iter()
+        .find(|rs| rs.metadata.uid == old.metadata.uid)
+        .unwrap();
     assert_eq!((revision::replicas(old), revision::replicas(new)), (0, 3));
     assert_eq!(image_of(new), "web:v2");
-    let (old_name, new_name) = (old.metadata.name.clone().unwrap(), new.metadata.name.clone().unwrap());
+    let (old_name, new_name) = (
+        old.metadata.name.clone().unwrap(),
+        new.metadata.name.clone().unwrap(),
+    );
     assert_eq!(
         c.events("ScalingReplicaSet"),
         [
@@ -442,17 +516,24 @@ async fn an_image_change_rolls_within_the_budgets() {
             format!("Scaled down replica set {old_name} from 1 to 0"),
         ]
     );
-    assert_eq!(c.deployment("web").metadata.annotations.unwrap()[REVISION], "2");
+    assert_eq!(
+        c.deployment("web").metadata.annotations.unwrap()[REVISION],
+        "2"
+    );
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_replica_set_is_recreated() {
     let c = Cluster::start(true);
     c.store.create_as(deployment("web", 3, "web:v1")).unwrap();
     c.wait_complete("web").await;
     let first = c.replica_sets().remove(0);
-    let key = ObjectKey::new(Kind::ReplicaSet, "default", first.metadata.name.as_deref().unwrap());
+    let key = ObjectKey::new(
+        Kind::ReplicaSet,
+        "default",
+        first.metadata.name.as_deref().unwrap(),
+    );
     c.store.delete(&key, DeleteOptions::default()).unwrap();
     c.wait_for("a new replica set with three ready pods", |c| {
         let rss = c.replica_sets();
@@ -461,7 +542,11 @@ async fn a_deleted_replica_set_is_recreated() {
         (rss.len() == 1
             && rs.metadata.uid != first.metadata.uid
             && rs.metadata.name == first.metadata.name
-            && owned_by(&pods, rs).iter().filter(|p| is_pod_ready(p)).count() == 3
+            && owned_by(&pods, rs)
+                .iter()
+                .filter(|p| is_pod_ready(p))
+                .count()
+                == 3
             && pods.len() == 3)
             .then_some(())
     })
@@ -470,7 +555,43 @@ async fn a_deleted_replica_set_is_recreated() {
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_replica_set_with_the_template_is_adopted() {
+    let c = Cluster::start(true);
+    let d = deployment("web", 3, "web:v1");
+    let spec = d.spec.clone().unwrap();
+    let orphan = ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some("web-manual".into()),
+            namespace: Some("default".into()),
+            labels: Some(labels("web")),
+            ..Default::default()
+        },
+        spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
+            replicas: Some(2),
+            selector: spec.selector.clone(),
+            template: Some(spec.template.clone()),
+            min_ready_seconds: None,
+        }),
+        status: None,
+    };
+    c.store.create_as(orphan).unwrap();
+    c.store.create_as(d).unwrap();
+    let d = c.wait_complete("web").await;
+    let rss = c.replica_sets();
+    assert_eq!(rss.len(), 1, "no second ReplicaSet");
+    let rs = &rss[0];
+    assert_eq!(rs.metadata.name.as_deref(), Some("web-manual"));
+    assert_eq!(
+        owner_of(&rs.metadata).map(|o| &o.uid),
+        d.metadata.uid.as_ref()
+    );
+    assert_eq!(revision::replicas(rs), 3);
+    assert_eq!(rs.metadata.annotations.as_ref().unwrap()[REVISION], "1");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relabelled_pod_is_released_replaced_and_readopted() {
     let c = Cluster::start(true);
     c.store.create_as(deployment("web", 3, "web:v1")).unwrap();
@@ -492,13 +613,21 @@ async fn a_relabelled_pod_is_released_replaced_and_readopted() {
             .iter()
             .find(|p| p.metadata.name.as_deref() == Some(victim.as_str()))
             .is_some_and(|p| owner_of(&p.metadata).is_none() && is_pod_active(p));
-        (released && owned_by(&pods, &rs).iter().filter(|p| is_pod_ready(p)).count() == 3).then_some(())
+        (released
+            && owned_by(&pods, &rs)
+                .iter()
+                .filter(|p| is_pod_ready(p))
+                .count()
+                == 3)
+            .then_some(())
     })
     .await;
     assert_eq!(c.pods().len(), 4);
 
     c.store
-        .modify::<Pod, _>("default", &victim, |p| p.metadata.labels = Some(original.clone()))
+        .modify::<Pod, _>("default", &victim, |p| {
+            p.metadata.labels = Some(original.clone())
+        })
         .unwrap();
     c.wait_for("one pod deleted after readoption", |c| {
         let pods = c.pods();
@@ -509,7 +638,7 @@ async fn a_relabelled_pod_is_released_replaced_and_readopted() {
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_stops_every_old_pod_before_starting_new_ones() {
     let c = Cluster::start(true);
     let mut d = deployment("batch", 3, "batch:v1");
@@ -532,7 +661,8 @@ async fn recreate_stops_every_old_pod_before_starting_new_ones() {
                 let pods = store.list_as::<Pod>(Some("default"), &Selector::default());
                 let owners = |old: bool| {
                     pods.iter().any(|p| {
-                        owner_of(&p.metadata).is_some_and(|o| (Some(&o.uid) == old_uid.as_ref()) == old)
+                        owner_of(&p.metadata)
+                            .is_some_and(|o| (Some(&o.uid) == old_uid.as_ref()) == old)
                     })
                 };
                 if owners(true) && owners(false) {
@@ -547,15 +677,21 @@ async fn recreate_stops_every_old_pod_before_starting_new_ones() {
     }
     set_image(&c, "batch", "batch:v2");
     c.wait_complete("batch").await;
-    assert!(!overlap.load(Ordering::SeqCst), "old and new pods existed together");
+    assert!(
+        !overlap.load(Ordering::SeqCst),
+        "old and new pods existed together"
+    );
     let events = c.events("ScalingReplicaSet");
     let old_name = old.metadata.name.unwrap();
-    assert_eq!(events[1], format!("Scaled down replica set {old_name} from 3 to 0"));
+    assert_eq!(
+        events[1],
+        format!("Scaled down replica set {old_name} from 3 to 0")
+    );
     assert!(events[2].ends_with("from 0 to 3"), "{events:?}");
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_deployment_scales_but_does_not_roll() {
     let c = Cluster::start(true);
     c.store.create_as(deployment("web", 2, "web:v1")).unwrap();
@@ -572,15 +708,19 @@ async fn a_paused_deployment_scales_but_does_not_roll() {
         .wait_for("the paused deployment scaled", |c| {
             let d = c.deployment("web");
             let status = d.status.clone()?;
-            (status.observed_generation == d.metadata.generation && status.available_replicas == Some(4))
-                .then_some(d)
+            (status.observed_generation == d.metadata.generation
+                && status.available_replicas == Some(4))
+            .then_some(d)
         })
         .await;
     let progressing = get_condition(d.status.as_ref(), PROGRESSING).unwrap();
     assert_eq!(progressing.reason.as_deref(), Some(dstatus::PAUSED));
     let rss = c.replica_sets();
     assert_eq!(rss.len(), 1, "no rollout while paused");
-    assert_eq!((image_of(&rss[0]), revision::replicas(&rss[0])), ("web:v1".into(), 4));
+    assert_eq!(
+        (image_of(&rss[0]), revision::replicas(&rss[0])),
+        ("web:v1".into(), 4)
+    );
 
     c.store
         .modify::<Deployment, _>("default", "web", |d| d.spec.as_mut().unwrap().paused = None)
@@ -596,7 +736,7 @@ async fn a_paused_deployment_scales_but_does_not_roll() {
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_reuses_the_old_replica_set() {
     let c = Cluster::start(true);
     c.store.create_as(deployment("web", 2, "web:v1")).unwrap();
@@ -618,7 +758,7 @@ async fn a_rollback_reuses_the_old_replica_set() {
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revision_history_limit_deletes_the_oldest() {
     let c = Cluster::start(true);
     let mut d = deployment("web", 1, "web:v1");
@@ -633,17 +773,21 @@ async fn revision_history_limit_deletes_the_oldest() {
     let images = c
         .wait_for("the oldest replica set deleted", |c| {
             let rss = c.replica_sets();
-            (rss.len() == 2).then(|| rss)
+            (rss.len() == 2).then_some(rss)
         })
         .await;
-    assert!(images.iter().all(|rs| rs.metadata.uid != first.metadata.uid));
+    assert!(
+        images
+            .iter()
+            .all(|rs| rs.metadata.uid != first.metadata.uid)
+    );
     let mut images: Vec<String> = images.iter().map(image_of).collect();
     images.sort();
     assert_eq!(images, ["web:v2", "web:v3"]);
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_ready_seconds_delays_availability() {
     let c = Cluster::start(true);
     let mut d = deployment("web", 2, "web:v1");
@@ -662,7 +806,7 @@ async fn min_ready_seconds_delays_availability() {
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_rollout_exceeds_its_progress_deadline() {
     let c = Cluster::start(true);
     let mut d = deployment("web", 1, "web:v1");
@@ -689,7 +833,10 @@ async fn a_stuck_rollout_exceeds_its_progress_deadline() {
     assert_eq!(p.status, "False");
     // Nothing else happens: the old pod keeps serving, the new one waits.
     let rss = c.replica_sets();
-    let mut sizes: Vec<(String, i32)> = rss.iter().map(|rs| (image_of(rs), revision::replicas(rs))).collect();
+    let mut sizes: Vec<(String, i32)> = rss
+        .iter()
+        .map(|rs| (image_of(rs), revision::replicas(rs)))
+        .collect();
     sizes.sort();
     assert_eq!(sizes, [("web:broken".into(), 1), ("web:v1".into(), 1)]);
     let available = get_condition(d.status.as_ref(), dstatus::AVAILABLE).unwrap();
@@ -697,7 +844,7 @@ async fn a_stuck_rollout_exceeds_its_progress_deadline() {
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_follow_ready_pods_and_selectors() {
     let c = Cluster::start(true);
     c.store.create_as(deployment("web", 2, "web:v1")).unwrap();
@@ -722,18 +869,26 @@ async fn endpoints_follow_ready_pods_and_selectors() {
     let addresses = |c: &Cluster| {
         let ep = c.store.get_as::<Endpoints>("default", "web")?;
         let subsets = ep.subsets.unwrap_or_default();
-        let count = |f: fn(&k8s_openapi::api::core::v1::EndpointSubset) -> usize| subsets.iter().map(f).sum::<usize>();
+        let count = |f: fn(&k8s_openapi::api::core::v1::EndpointSubset) -> usize| {
+            subsets.iter().map(f).sum::<usize>()
+        };
         Some((
             count(|s| s.addresses.as_ref().map_or(0, Vec::len)),
             count(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len)),
         ))
     };
-    c.wait_for("two ready addresses", |c| (addresses(c)? == (2, 0)).then_some(())).await;
+    c.wait_for("two ready addresses", |c| {
+        (addresses(c)? == (2, 0)).then_some(())
+    })
+    .await;
 
     c.auto_ready.store(false, Ordering::SeqCst);
     let pod = c.pods().remove(0).metadata.name.unwrap();
     set_ready(&c.store, "default", &pod, false);
-    c.wait_for("one address not ready", |c| (addresses(c)? == (1, 1)).then_some(())).await;
+    c.wait_for("one address not ready", |c| {
+        (addresses(c)? == (1, 1)).then_some(())
+    })
+    .await;
 
     // A selector typo: no endpoints at all.
     c.store
@@ -748,16 +903,22 @@ async fn endpoints_follow_ready_pods_and_selectors() {
     .await;
 
     c.store
-        .delete(&ObjectKey::new(Kind::Service, "default", "web"), DeleteOptions::default())
+        .delete(
+            &ObjectKey::new(Kind::Service, "default", "web"),
+            DeleteOptions::default(),
+        )
         .unwrap();
     c.wait_for("the endpoints deleted with the service", |c| {
-        c.store.get_as::<Endpoints>("default", "web").is_none().then_some(())
+        c.store
+            .get_as::<Endpoints>("default", "web")
+            .is_none()
+            .then_some(())
     })
     .await;
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configmap_change_restarts_annotated_deployments() {
     let c = Cluster::start(true);
     let cm = ConfigMap {
@@ -778,14 +939,21 @@ async fn a_configmap_change_restarts_annotated_deployments() {
                 "true".to_owned(),
             )]));
         }
-        d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].env_from =
-            Some(vec![EnvFromSource {
-                config_map_ref: Some(ConfigMapEnvSource {
-                    name: "hello-config".into(),
-                    optional: None,
-                }),
-                ..Default::default()
-            }]);
+        d.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .env_from = Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: "hello-config".into(),
+                optional: None,
+            }),
+            ..Default::default()
+        }]);
         d
     };
     c.store.create_as(with_config("reloaded", true)).unwrap();
@@ -795,7 +963,10 @@ async fn a_configmap_change_restarts_annotated_deployments() {
 
     c.store
         .modify::<ConfigMap, _>("default", "hello-config", |cm| {
-            cm.data.as_mut().unwrap().insert("PORT".into(), "9090".into());
+            cm.data
+                .as_mut()
+                .unwrap()
+                .insert("PORT".into(), "9090".into());
         })
         .unwrap();
     let d = c
@@ -804,20 +975,29 @@ async fn a_configmap_change_restarts_annotated_deployments() {
             (d.metadata.annotations.as_ref()?.get(REVISION)? == "2").then_some(d)
         })
         .await;
-    let env = d.spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap();
+    let env = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
     assert_eq!(env[0].name, "STAKATER_HELLO_CONFIG_CONFIGMAP");
     c.wait_complete("reloaded").await;
     assert_eq!(
         c.events("Reloaded"),
-        ["Changes detected in 'hello-config' of type 'CONFIGMAP' in namespace 'default', Updated 'reloaded' of type 'Deployment' in namespace 'default'"]
+        [
+            "Changes detected in 'hello-config' of type 'CONFIGMAP' in namespace 'default', Updated 'reloaded' of type 'Deployment' in namespace 'default'"
+        ]
     );
     let plain = c.deployment("plain");
-    assert_eq!(plain.metadata.annotations.unwrap()[REVISION], "1", "not annotated, not restarted");
+    assert_eq!(
+        plain.metadata.annotations.unwrap()[REVISION],
+        "1",
+        "not annotated, not restarted"
+    );
     assert_eq!(plain.metadata.generation, Some(1));
     c.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controllers_stop_when_cancelled() {
     let c = Cluster::start(true);
     c.store.create_as(deployment("web", 1, "web:v1")).unwrap();

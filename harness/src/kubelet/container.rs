@@ -47,7 +47,12 @@ pub(crate) enum Directive {
 /// Runs container `index` of the pod until it stops for good.
 pub(crate) async fn run(ctx: Arc<PodContext>, index: usize, directive: watch::Receiver<Directive>) {
     let pod = ctx.pod();
-    let Some(spec) = pod.spec.as_ref().and_then(|s| s.containers.get(index)).cloned() else {
+    let Some(spec) = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.get(index))
+        .cloned()
+    else {
         return;
     };
     let options = &ctx.kubelet.options;
@@ -138,12 +143,16 @@ impl Runner {
             self.ctx.event(
                 "Normal",
                 "Pulled",
-                format!("Container image \"{}\" already present on machine", self.image()),
+                format!(
+                    "Container image \"{}\" already present on machine",
+                    self.image()
+                ),
             );
             let config = match self.prepare(&image) {
                 Ok(config) => config,
                 Err(message) => {
-                    self.ctx.event("Warning", "Failed", format!("Error: {message}"));
+                    self.ctx
+                        .event("Warning", "Failed", format!("Error: {message}"));
                     self.set_waiting(reason::CREATE_CONTAINER_CONFIG_ERROR, Some(message));
                     let interval = self.sync_interval();
                     self.pause(interval, true).await;
@@ -185,11 +194,13 @@ impl Runner {
         if let Some(left) = self.pull_backoff.remaining(now) {
             let message = format!("Back-off pulling image \"{image}\"");
             self.ctx.event("Normal", "BackOff", message.clone());
-            self.ctx.event("Warning", "Failed", "Error: ImagePullBackOff");
+            self.ctx
+                .event("Warning", "Failed", "Error: ImagePullBackOff");
             self.set_waiting(reason::IMAGE_PULL_BACK_OFF, Some(message));
             self.pause(left, false).await;
         } else {
-            self.ctx.event("Normal", "Pulling", format!("Pulling image \"{image}\""));
+            self.ctx
+                .event("Normal", "Pulling", format!("Pulling image \"{image}\""));
             self.ctx.event(
                 "Warning",
                 "Failed",
@@ -270,7 +281,11 @@ impl Runner {
 
     /// The container's mounts; `subPath`s of ConfigMap-like volumes are copied, so they never
     /// change (as upstream, where they pin the file of the moment).
-    fn mounts(&self, env: &BTreeMap<String, String>, scratch: &Path) -> Result<Vec<MountSpec>, String> {
+    fn mounts(
+        &self,
+        env: &BTreeMap<String, String>,
+        scratch: &Path,
+    ) -> Result<Vec<MountSpec>, String> {
         let volumes = self.ctx.volumes.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         for (i, m) in self.spec.volume_mounts.iter().flatten().enumerate() {
@@ -297,7 +312,11 @@ impl Runner {
                 continue;
             }
             let relative = Path::new(&sub);
-            if relative.is_absolute() || relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+            if relative.is_absolute()
+                || relative
+                    .components()
+                    .any(|c| !matches!(c, Component::Normal(_)))
+            {
                 return Err(format!(
                     "failed to prepare subPath for volumeMount \"{}\" of container \"{}\": invalid subPath {sub:?}",
                     m.name, self.spec.name
@@ -312,7 +331,9 @@ impl Runner {
             };
             let (source, file) = if atomic {
                 let resolved = std::fs::canonicalize(&path).map_err(failed)?;
-                let copy = scratch.join(format!("subpath-{i}")).join(relative.file_name().unwrap_or_default());
+                let copy = scratch
+                    .join(format!("subpath-{i}"))
+                    .join(relative.file_name().unwrap_or_default());
                 copy_tree(&resolved, &copy).map_err(failed)?;
                 let file = copy.is_file();
                 (copy, file)
@@ -335,7 +356,11 @@ impl Runner {
 
     /// Starts an instance; a failure is a termination (`StartError`, shown as
     /// `RunContainerError`).
-    async fn start(&mut self, mut config: ContainerConfig, image: &Image) -> Result<Started, Termination> {
+    async fn start(
+        &mut self,
+        mut config: ContainerConfig,
+        image: &Image,
+    ) -> Result<Started, Termination> {
         self.instances += 1;
         let restart_count = self.instances - 1;
         let log = ContainerLog::new(DEFAULT_LOG_BYTES);
@@ -418,8 +443,14 @@ impl Runner {
         let probes = CancellationToken::new();
         let (failed_tx, mut failed) = mpsc::channel::<ProbeKind>(1);
         let exec = started.instance.exec();
-        for kind in [ProbeKind::Startup, ProbeKind::Readiness, ProbeKind::Liveness] {
-            let Some(probe) = kind.of(&self.spec).cloned() else { continue };
+        for kind in [
+            ProbeKind::Startup,
+            ProbeKind::Readiness,
+            ProbeKind::Liveness,
+        ] {
+            let Some(probe) = kind.of(&self.spec).cloned() else {
+                continue;
+            };
             let action = probe::probe_action(&probe, &self.spec, self.ctx.ip.into());
             let prober = Prober {
                 ctx: self.ctx.clone(),
@@ -526,7 +557,11 @@ impl Runner {
     ) -> Exit {
         let killer = instance.killer();
         if hooks
-            && let Some(handler) = self.spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+            && let Some(handler) = self
+                .spec
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.as_ref())
         {
             let action = probe::handler_action(handler, &self.spec, self.ctx.ip.into());
             let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -602,7 +637,10 @@ impl Runner {
     /// stop while waiting.
     async fn crash_loop(&mut self, termination: &Termination) -> bool {
         let finished = Instant::now();
-        while let Some(left) = self.restart_backoff.remaining_since(finished, Instant::now()) {
+        while let Some(left) = self
+            .restart_backoff
+            .remaining_since(finished, Instant::now())
+        {
             let backoff = self.restart_backoff.current().unwrap_or_default();
             let name = self.spec.name.clone();
             let pod = self.ctx.format_pod();
@@ -652,7 +690,10 @@ fn command_line(
     let command = spec.command.clone().filter(|c| !c.is_empty());
     let args = spec.args.clone().filter(|a| !a.is_empty());
     let mut argv = match (command, args) {
-        (Some(command), args) => command.into_iter().chain(args.into_iter().flatten()).collect(),
+        (Some(command), args) => command
+            .into_iter()
+            .chain(args.into_iter().flatten())
+            .collect(),
         (None, Some(args)) => entrypoint.iter().cloned().chain(args).collect(),
         (None, None) => entrypoint.to_vec(),
     };
@@ -665,7 +706,10 @@ fn command_line(
     for arg in &mut argv {
         *arg = env::expand(arg, |n| env.get(n).cloned());
     }
-    if Path::new(&argv[0]).file_name().is_some_and(|n| n == HOSTBOT) {
+    if Path::new(&argv[0])
+        .file_name()
+        .is_some_and(|n| n == HOSTBOT)
+    {
         argv[0] = HOSTBOT.to_owned();
     }
     Ok(argv)

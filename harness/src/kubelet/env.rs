@@ -49,7 +49,11 @@ pub fn references(pod: &Pod) -> Vec<(Kind, String)> {
     let Some(spec) = &pod.spec else {
         return refs;
     };
-    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         for from in c.env_from.iter().flatten() {
             if let Some(cm) = &from.config_map_ref {
                 refs.push((Kind::ConfigMap, cm.name.clone()));
@@ -59,7 +63,9 @@ pub fn references(pod: &Pod) -> Vec<(Kind, String)> {
             }
         }
         for var in c.env.iter().flatten() {
-            let Some(from) = &var.value_from else { continue };
+            let Some(from) = &var.value_from else {
+                continue;
+            };
             if let Some(cm) = &from.config_map_key_ref {
                 refs.push((Kind::ConfigMap, cm.name.clone()));
             }
@@ -283,7 +289,10 @@ pub fn service_variables(services: &[Service]) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for svc in services {
         let Some(spec) = &svc.spec else { continue };
-        let Some(ip) = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None")
+        let Some(ip) = spec
+            .cluster_ip
+            .as_deref()
+            .filter(|ip| !ip.is_empty() && *ip != "None")
         else {
             continue;
         };
@@ -312,7 +321,11 @@ pub fn service_variables(services: &[Service]) -> BTreeMap<String, String> {
         };
         env.insert(
             format!("{name}_PORT"),
-            format!("{}://{ip}:{}", proto(first).to_ascii_lowercase(), first.port),
+            format!(
+                "{}://{ip}:{}",
+                proto(first).to_ascii_lowercase(),
+                first.port
+            ),
         );
         for p in ports {
             let proto = proto(p);
@@ -381,12 +394,12 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::{
         ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource,
         ObjectFieldSelector, PodSpec, SecretKeySelector, ServicePort, ServiceSpec,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use k8s_openapi::ByteString;
 
     use super::*;
 
@@ -478,9 +491,10 @@ mod tests {
     #[test]
     fn missing_keys_and_maps_give_upstream_messages() {
         let mut sources = Fake::default();
-        sources
-            .config_maps
-            .insert("hello-server-configmap".into(), [("PORT".into(), "8081".into())].into());
+        sources.config_maps.insert(
+            "hello-server-configmap".into(),
+            [("PORT".into(), "8081".into())].into(),
+        );
         let (p, c) = pod(
             vec![
                 from_cm("PORT", "hello-server-configmap", "PORT", false),
@@ -522,12 +536,16 @@ mod tests {
             resolve(&sources, &p, &c, &facts()).unwrap_err(),
             "secret \"db\" not found"
         );
-        sources.secrets.insert("db".into(), [("user".into(), "u".into())].into());
+        sources
+            .secrets
+            .insert("db".into(), [("user".into(), "u".into())].into());
         assert_eq!(
             resolve(&sources, &p, &c, &facts()).unwrap_err(),
             "couldn't find key pw in Secret default/db"
         );
-        sources.secrets.insert("db".into(), [("pw".into(), "s3cret".into())].into());
+        sources
+            .secrets
+            .insert("db".into(), [("pw".into(), "s3cret".into())].into());
         assert_eq!(resolve(&sources, &p, &c, &facts()).unwrap()["PW"], "s3cret");
     }
 
@@ -536,7 +554,11 @@ mod tests {
         let mut sources = Fake::default();
         sources.config_maps.insert(
             "cfg".into(),
-            [("PORT".into(), "8081".into()), ("MODE".into(), "fast".into())].into(),
+            [
+                ("PORT".into(), "8081".into()),
+                ("MODE".into(), "fast".into()),
+            ]
+            .into(),
         );
         let field = |name: &str, path: &str| EnvVar {
             name: name.into(),

@@ -164,7 +164,9 @@ fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String
                 .flatten()
                 .find(|p| p.name.as_deref() == Some(name.as_str()))
                 .and_then(|p| u16::try_from(p.container_port).ok())
-                .ok_or_else(|| format!("couldn't find port: {name} in container {}", container.name))
+                .ok_or_else(|| {
+                    format!("couldn't find port: {name} in container {}", container.name)
+                })
         }
     }
 }
@@ -173,12 +175,18 @@ fn target_ip(host: Option<&str>, pod_ip: IpAddr) -> Result<IpAddr, String> {
     match host.filter(|h| !h.is_empty()) {
         None => Ok(pod_ip),
         Some("localhost") => Ok(pod_ip),
-        Some(h) => h.parse().map_err(|_| format!("probe host {h:?} is not an IP address")),
+        Some(h) => h
+            .parse()
+            .map_err(|_| format!("probe host {h:?} is not an IP address")),
     }
 }
 
 fn http_action(http: &HTTPGetAction, container: &Container, pod_ip: IpAddr) -> Action {
-    if http.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("HTTPS")) {
+    if http
+        .scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
+    {
         return Action::Unsupported("HTTPS probes are not supported by the harness".to_owned());
     }
     let port = match resolve_port(&http.port, container) {
@@ -449,9 +457,13 @@ mod tests {
         };
         let err = run(&http, &exec, Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(err, "HTTP probe failed with statuscode: 503");
-        let err = run(&Action::Exec(vec!["true".into()]), &exec, Duration::from_secs(1))
-            .await
-            .unwrap_err();
+        let err = run(
+            &Action::Exec(vec!["true".into()]),
+            &exec,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
         assert!(err.contains("not supported"), "{err}");
     }
 }

@@ -132,7 +132,11 @@ pub fn phase(restart_policy: &str, containers: &[ContainerRecord], terminal: boo
         "Running"
     } else if stopped > 0 {
         if terminal {
-            if stopped == succeeded { "Succeeded" } else { "Failed" }
+            if stopped == succeeded {
+                "Succeeded"
+            } else {
+                "Failed"
+            }
         } else if restart_policy == "Always" {
             "Running"
         } else if stopped == succeeded {
@@ -199,16 +203,15 @@ pub fn render(pod: &Pod, record: &PodRecord, now: Timestamp) -> PodStatus {
     } else {
         (
             Some("ContainersNotReady"),
-            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
         )
     };
     let condition = |type_: &str, status: bool, reason: Option<&str>, message: Option<String>| {
         let status = if status { "True" } else { "False" };
-        let previous = old
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_);
+        let previous = old.conditions.iter().flatten().find(|c| c.type_ == type_);
         let last_transition_time = match previous {
             Some(p) if p.status == status => p.last_transition_time.clone(),
             _ => Some(Time(now)),
@@ -338,26 +341,83 @@ mod tests {
         let ok = State::Terminated(exited(0));
         let failed = State::Terminated(exited(2));
         let cases: Vec<(&str, Vec<ContainerRecord>, bool, &str)> = vec![
-            ("Always", vec![container(waiting("ContainerCreating"), false)], false, "Pending"),
-            ("Always", vec![container(waiting("CrashLoopBackOff"), true)], false, "Running"),
-            ("Always", vec![container(running.clone(), false)], false, "Running"),
             (
                 "Always",
-                vec![container(running.clone(), false), container(waiting("ErrImagePull"), false)],
+                vec![container(waiting("ContainerCreating"), false)],
                 false,
                 "Pending",
             ),
-            ("Always", vec![container(ok.clone(), false)], false, "Running"),
-            ("Always", vec![container(ok.clone(), false)], true, "Succeeded"),
-            ("Always", vec![container(failed.clone(), false)], true, "Failed"),
-            ("Never", vec![container(failed.clone(), false)], false, "Failed"),
-            ("Never", vec![container(ok.clone(), false)], false, "Succeeded"),
-            ("OnFailure", vec![container(failed.clone(), false)], false, "Running"),
+            (
+                "Always",
+                vec![container(waiting("CrashLoopBackOff"), true)],
+                false,
+                "Running",
+            ),
+            (
+                "Always",
+                vec![container(running.clone(), false)],
+                false,
+                "Running",
+            ),
+            (
+                "Always",
+                vec![
+                    container(running.clone(), false),
+                    container(waiting("ErrImagePull"), false),
+                ],
+                false,
+                "Pending",
+            ),
+            (
+                "Always",
+                vec![container(ok.clone(), false)],
+                false,
+                "Running",
+            ),
+            (
+                "Always",
+                vec![container(ok.clone(), false)],
+                true,
+                "Succeeded",
+            ),
+            (
+                "Always",
+                vec![container(failed.clone(), false)],
+                true,
+                "Failed",
+            ),
+            (
+                "Never",
+                vec![container(failed.clone(), false)],
+                false,
+                "Failed",
+            ),
+            (
+                "Never",
+                vec![container(ok.clone(), false)],
+                false,
+                "Succeeded",
+            ),
+            (
+                "OnFailure",
+                vec![container(failed.clone(), false)],
+                false,
+                "Running",
+            ),
             ("OnFailure", vec![container(ok, false)], false, "Succeeded"),
-            ("Never", vec![container(running, false), container(failed, false)], false, "Running"),
+            (
+                "Never",
+                vec![container(running, false), container(failed, false)],
+                false,
+                "Running",
+            ),
         ];
         for (policy, containers, terminal, want) in cases {
-            assert_eq!(phase(policy, &containers, terminal), want, "{policy} {containers:?}");
+            assert_eq!(
+                phase(policy, &containers, terminal),
+                want,
+                "{policy} {containers:?}"
+            );
         }
     }
 
@@ -398,8 +458,14 @@ mod tests {
         record.containers[0].ready = true;
         pod.status = Some(render(&pod, &record, t2));
         let ready = get(&pod, "Ready");
-        assert_eq!((ready.status.as_str(), ready.last_transition_time), ("True", Some(Time(t2))));
-        assert_eq!(get(&pod, "PodScheduled").last_transition_time, Some(Time(t0)));
+        assert_eq!(
+            (ready.status.as_str(), ready.last_transition_time),
+            ("True", Some(Time(t2)))
+        );
+        assert_eq!(
+            get(&pod, "PodScheduled").last_transition_time,
+            Some(Time(t0))
+        );
         let status = pod.status.as_ref().unwrap();
         assert_eq!(status.phase.as_deref(), Some("Running"));
         assert_eq!(status.pod_ip.as_deref(), Some("127.1.0.9"));
@@ -422,12 +488,20 @@ mod tests {
             terminal: true,
         };
         pod.status = Some(render(&pod, &record, t0));
-        assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Succeeded"));
+        assert_eq!(
+            pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Succeeded")
+        );
         let mut later = record.clone();
         later.containers[0].state = State::Terminated(exited(1));
         let status = render(&pod, &later, t0);
         assert_eq!(status.phase.as_deref(), Some("Succeeded"));
-        let ready = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.reason.as_deref(), Some("PodCompleted"));
     }
 }

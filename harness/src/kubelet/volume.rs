@@ -174,13 +174,27 @@ pub fn payload(
         let mode = mode_of(source.default_mode);
         let cm = sources.config_map(namespace, &source.name);
         let optional = source.optional == Some(true);
-        config_map_files(cm, &source.name, source.items.as_deref(), mode, optional, &mut out)?;
+        config_map_files(
+            cm,
+            &source.name,
+            source.items.as_deref(),
+            mode,
+            optional,
+            &mut out,
+        )?;
     } else if let Some(source) = &volume.secret {
         let mode = mode_of(source.default_mode);
         let name = source.secret_name.clone().unwrap_or_default();
         let secret = sources.secret(namespace, &name);
         let optional = source.optional == Some(true);
-        secret_files(secret, &name, source.items.as_deref(), mode, optional, &mut out)?;
+        secret_files(
+            secret,
+            &name,
+            source.items.as_deref(),
+            mode,
+            optional,
+            &mut out,
+        )?;
     } else if let Some(source) = &volume.downward_api {
         let mode = mode_of(source.default_mode);
         downward_files(source.items.as_deref(), pod, facts, mode, &mut out)?;
@@ -194,7 +208,14 @@ pub fn payload(
             } else if let Some(s) = &source.secret {
                 let secret = sources.secret(namespace, &s.name);
                 let optional = s.optional == Some(true);
-                secret_files(secret, &s.name, s.items.as_deref(), mode, optional, &mut out)?;
+                secret_files(
+                    secret,
+                    &s.name,
+                    s.items.as_deref(),
+                    mode,
+                    optional,
+                    &mut out,
+                )?;
             } else if let Some(s) = &source.downward_api {
                 downward_files(s.items.as_deref(), pod, facts, mode, &mut out)?;
             }
@@ -352,7 +373,9 @@ pub fn write_atomic(dir: &Path, payload: &Payload) -> io::Result<bool> {
     let old_ts = fs::read_link(dir.join(DATA)).ok();
     if let Some(old) = &old_ts
         && same_content(&dir.join(old), payload)
-        && payload.keys().all(|p| dir.join(top(p)).symlink_metadata().is_ok())
+        && payload
+            .keys()
+            .all(|p| dir.join(top(p)).symlink_metadata().is_ok())
     {
         return Ok(false);
     }
@@ -500,8 +523,14 @@ mod tests {
             fs::read_link(dir.join("myconfig.txt")).unwrap(),
             Path::new("..data/myconfig.txt")
         );
-        assert_eq!(fs::read_link(dir.join("conf")).unwrap(), Path::new("..data/conf"));
-        assert_eq!(fs::read_to_string(dir.join("myconfig.txt")).unwrap(), "I am hungry.");
+        assert_eq!(
+            fs::read_link(dir.join("conf")).unwrap(),
+            Path::new("..data/conf")
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("myconfig.txt")).unwrap(),
+            "I am hungry."
+        );
         let mode = |p: &str| fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode("conf/nested.ini"), 0o600);
         assert_eq!(mode("myconfig.txt"), 0o644);
@@ -520,7 +549,10 @@ mod tests {
         assert!(!dir.join(&ts).exists());
         assert!(dir.join("conf").symlink_metadata().is_err());
         assert!(!dir.join("..data_tmp").exists());
-        assert_eq!(fs::read_to_string(dir.join("myconfig.txt")).unwrap(), "I am full.");
+        assert_eq!(
+            fs::read_to_string(dir.join("myconfig.txt")).unwrap(),
+            "I am full."
+        );
         assert_eq!(fs::read_to_string(dir.join("extra")).unwrap(), "x");
         assert_eq!(names(dir).len(), 4);
 
@@ -542,7 +574,13 @@ mod tests {
     #[test]
     fn items_pick_keys_and_missing_ones_fail() {
         let cm = ConfigMap {
-            data: Some([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())].into()),
+            data: Some(
+                [
+                    ("a".to_owned(), "1".to_owned()),
+                    ("b".to_owned(), "2".to_owned()),
+                ]
+                .into(),
+            ),
             ..Default::default()
         };
         let items = [KeyToPath {
@@ -560,7 +598,10 @@ mod tests {
             mode: None,
         }];
         let err = config_map_files(Some(cm), "cm", Some(&missing), 0o644, false, &mut out);
-        assert_eq!(err.unwrap_err(), "configmap references non-existent config key: zz");
+        assert_eq!(
+            err.unwrap_err(),
+            "configmap references non-existent config key: zz"
+        );
         let err = config_map_files(None, "cm", None, 0o644, false, &mut out);
         assert_eq!(err.unwrap_err(), "configmap \"cm\" not found");
         assert!(config_map_files(None, "cm", None, 0o644, true, &mut out).is_ok());

@@ -83,7 +83,11 @@ impl PodContext {
     }
 
     /// Edits one container's record and writes `pod.status`.
-    pub fn update_container<R>(&self, index: usize, edit: impl FnOnce(&mut ContainerRecord) -> R) -> R {
+    pub fn update_container<R>(
+        &self,
+        index: usize,
+        edit: impl FnOnce(&mut ContainerRecord) -> R,
+    ) -> R {
         self.update(|r| edit(&mut r.containers[index]))
     }
 
@@ -206,7 +210,12 @@ fn admit(shared: &Shared, pod: &Pod) -> Option<Pod> {
 }
 
 /// Runs one pod from admission until it is removed (or the kubelet stops).
-pub(crate) async fn run(shared: Arc<Shared>, pod: Pod, pokes: Arc<Pokes>, cancel: CancellationToken) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    pod: Pod,
+    pokes: Arc<Pokes>,
+    cancel: CancellationToken,
+) {
     let Some(pod) = admit(&shared, &pod) else {
         return;
     };
@@ -300,10 +309,11 @@ pub(crate) async fn run(shared: Arc<Shared>, pod: Pod, pokes: Arc<Pokes>, cancel
     loop {
         let result = {
             let pod = ctx.pod();
-            ctx.volumes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .setup(&pod, shared.store.as_ref(), &ctx.facts())
+            ctx.volumes.lock().unwrap_or_else(|p| p.into_inner()).setup(
+                &pod,
+                shared.store.as_ref(),
+                &ctx.facts(),
+            )
         };
         match result {
             Ok(()) => break,
@@ -439,11 +449,11 @@ async fn sleep_until(at: Option<Instant>) {
 /// Re-projects the atomic volumes after a ConfigMap or Secret change.
 fn sync_volumes(ctx: &PodContext) {
     let pod = ctx.pod();
-    let (changed, failed) = ctx
-        .volumes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .sync(&pod, ctx.kubelet.store.as_ref(), &ctx.facts());
+    let (changed, failed) = ctx.volumes.lock().unwrap_or_else(|p| p.into_inner()).sync(
+        &pod,
+        ctx.kubelet.store.as_ref(),
+        &ctx.facts(),
+    );
     if !changed.is_empty() {
         tracing::debug!(pod = %ctx.name, volumes = ?changed, "volumes updated");
     }

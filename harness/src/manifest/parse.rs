@@ -7,14 +7,12 @@
 use std::fmt;
 use std::path::Path;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service};
 use serde_json::Value;
 
 use super::Manifest;
 use super::strict::{self, TypeError, UnknownField};
 use crate::defaults;
-use crate::object::{Kind, Object};
+use crate::object::Kind;
 
 /// Where a problem is: file, document (1-based), item of a `List`, and the object when known.
 #[derive(Clone, Debug)]
@@ -228,7 +226,7 @@ fn object(value: &Value, mut ctx: Context<'_>) -> Result<Manifest, String> {
     let Some(kind) = Kind::from_type_meta(&api_version, &kind_name) else {
         return Err(unsupported(&ctx, &api_version, &kind_name));
     };
-    let mut object = match decode(kind, value) {
+    let mut object = match strict::decode_object(kind, value) {
         Ok((object, unknown)) if unknown.is_empty() => object,
         Ok((_, unknown)) => return Err(unknown_fields(&ctx, kind, &unknown)),
         Err(err) => return Err(type_problem(&ctx, &err)),
@@ -255,26 +253,6 @@ fn object(value: &Value, mut ctx: Context<'_>) -> Result<Manifest, String> {
         document: ctx.document,
         object,
     })
-}
-
-/// The typed object for `kind`, through the strict decoder.
-fn decode(kind: Kind, value: &Value) -> Result<(Object, Vec<UnknownField>), TypeError> {
-    fn typed<T: serde::de::DeserializeOwned + Into<Object>>(
-        value: &Value,
-    ) -> Result<(Object, Vec<UnknownField>), TypeError> {
-        strict::decode::<T>(value).map(|(t, unknown)| (t.into(), unknown))
-    }
-    match kind {
-        Kind::Namespace => typed::<Namespace>(value),
-        Kind::Pod => typed::<Pod>(value),
-        Kind::ReplicaSet => typed::<ReplicaSet>(value),
-        Kind::Deployment => typed::<Deployment>(value),
-        Kind::Service => typed::<Service>(value),
-        Kind::Endpoints => typed::<Endpoints>(value),
-        Kind::ConfigMap => typed::<ConfigMap>(value),
-        Kind::Secret => typed::<Secret>(value),
-        Kind::Event => typed::<Event>(value),
-    }
 }
 
 fn describe(value: &Value) -> &'static str {

@@ -13,8 +13,12 @@
 use std::cell::RefCell;
 use std::fmt;
 
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use serde_json::{Map, Value};
+
+use crate::object::{Kind, Object};
 
 /// A field the target type does not have.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +61,27 @@ pub fn decode<T: DeserializeOwned>(value: &Value) -> Result<(T, Vec<UnknownField
             path: state.error_path.into_inner().unwrap_or_default(),
             message: err.to_string(),
         }),
+    }
+}
+
+/// Reads `value` as an object of `kind` (its apiVersion and kind must match), returning it
+/// with the unknown fields found on the way.
+pub fn decode_object(kind: Kind, value: &Value) -> Result<(Object, Vec<UnknownField>), TypeError> {
+    fn typed<T: DeserializeOwned + Into<Object>>(
+        value: &Value,
+    ) -> Result<(Object, Vec<UnknownField>), TypeError> {
+        decode::<T>(value).map(|(t, unknown)| (t.into(), unknown))
+    }
+    match kind {
+        Kind::Namespace => typed::<Namespace>(value),
+        Kind::Pod => typed::<Pod>(value),
+        Kind::ReplicaSet => typed::<ReplicaSet>(value),
+        Kind::Deployment => typed::<Deployment>(value),
+        Kind::Service => typed::<Service>(value),
+        Kind::Endpoints => typed::<Endpoints>(value),
+        Kind::ConfigMap => typed::<ConfigMap>(value),
+        Kind::Secret => typed::<Secret>(value),
+        Kind::Event => typed::<Event>(value),
     }
 }
 
@@ -270,8 +295,6 @@ impl<'de> de::SeqAccess<'de> for SeqAccess<'de, '_> {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
     use serde_json::json;
 
     use super::*;

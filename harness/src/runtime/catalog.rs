@@ -205,7 +205,11 @@ impl Reference {
             None => {
                 let slash = image.rfind('/').map_or(0, |i| i + 1);
                 match image[slash..].rfind(':') {
-                    Some(i) => (&image[..slash + i], image[slash + i + 1..].to_owned(), false),
+                    Some(i) => (
+                        &image[..slash + i],
+                        image[slash + i + 1..].to_owned(),
+                        false,
+                    ),
                     None => (image, "latest".to_owned(), false),
                 }
             }
@@ -343,7 +347,10 @@ mod tests {
         let r = Reference::parse("localhost:5000/team/app:2");
         assert_eq!(r.full(), "localhost:5000/team/app:2");
         let r = Reference::parse("quay.io/app@sha256:abc");
-        assert_eq!((r.full().as_str(), r.tag.as_str()), ("quay.io/app@sha256:abc", "sha256:abc"));
+        assert_eq!(
+            (r.full().as_str(), r.tag.as_str()),
+            ("quay.io/app@sha256:abc", "sha256:abc")
+        );
         let r = Reference::parse("user/app");
         assert_eq!(r.full(), "docker.io/user/app:latest");
     }

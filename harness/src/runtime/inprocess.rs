@@ -126,7 +126,10 @@ fn host_path(path: &Path, mounts: &[MountSpec]) -> PathBuf {
         .max_by_key(|m| m.target.components().count())
         .map_or_else(
             || path.to_path_buf(),
-            |m| m.source.join(path.strip_prefix(&m.target).unwrap_or(Path::new(""))),
+            |m| {
+                m.source
+                    .join(path.strip_prefix(&m.target).unwrap_or(Path::new("")))
+            },
         )
 }
 
@@ -146,7 +149,12 @@ impl TaskInstance {
     pub async fn wait(&mut self) -> Exit {
         let result = match self.task.as_mut() {
             Some(task) => task.await,
-            None => return Exit { code: 0, signal: None },
+            None => {
+                return Exit {
+                    code: 0,
+                    signal: None,
+                };
+            }
         };
         self.task = None;
         let exit = if self.force.is_cancelled() {
@@ -156,7 +164,10 @@ impl TaskInstance {
             }
         } else {
             match result {
-                Ok(Ok(())) => Exit { code: 0, signal: None },
+                Ok(Ok(())) => Exit {
+                    code: 0,
+                    signal: None,
+                },
                 Ok(Err(err)) => {
                     self.log.push(format!("hostbot: {err}\n").into_bytes());
                     Exit {
@@ -165,8 +176,12 @@ impl TaskInstance {
                     }
                 }
                 Err(join) => {
-                    self.log.push(format!("hostbot task failed: {join}\n").into_bytes());
-                    Exit { code: 2, signal: None }
+                    self.log
+                        .push(format!("hostbot task failed: {join}\n").into_bytes());
+                    Exit {
+                        code: 2,
+                        signal: None,
+                    }
                 }
             }
         };
@@ -233,6 +248,9 @@ mod tests {
             host_path(Path::new("/etc/hostbot/sub"), &mounts),
             Path::new("/state/pods/u/volumes/config/sub")
         );
-        assert_eq!(host_path(Path::new("/etc/other"), &mounts), Path::new("/etc/other"));
+        assert_eq!(
+            host_path(Path::new("/etc/other"), &mounts),
+            Path::new("/etc/other")
+        );
     }
 }

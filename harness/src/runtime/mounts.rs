@@ -90,8 +90,10 @@ pub fn plan(mounts: &[MountSpec], scratch: &Path, exists: impl Fn(&Path) -> bool
                 .components()
                 .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
         if !clean || target == Path::new("/") {
-            plan.skipped
-                .push((target.clone(), "mountPath must be an absolute path below /".into()));
+            plan.skipped.push((
+                target.clone(),
+                "mountPath must be an absolute path below /".into(),
+            ));
             continue;
         }
         let present = |p: &Path| created.contains(p) || exists(p);
@@ -205,7 +207,10 @@ mod tests {
         assert!(plan.steps.contains(&Step::Mkdir("/etc/hostbot".into())));
         assert!(plan.steps.contains(&Step::Mkdir("/etc/app".into())));
         assert!(plan.steps.contains(&Step::Mkdir("/etc/app/conf".into())));
-        assert!(plan.steps.contains(&Step::Touch("/etc/app/conf/x.ini".into())));
+        assert!(
+            plan.steps
+                .contains(&Step::Touch("/etc/app/conf/x.ini".into()))
+        );
         assert_eq!(plan.scratch_dirs().len(), 2);
         assert!(matches!(plan.steps.last(), Some(Step::Bind { .. })));
     }
@@ -225,11 +230,23 @@ mod tests {
 
     #[test]
     fn top_level_targets_and_bad_paths_are_skipped() {
-        let mounts = [mount("/config", false), mount("relative", false), mount("/a/../b", false)];
+        let mounts = [
+            mount("/config", false),
+            mount("relative", false),
+            mount("/a/../b", false),
+        ];
         let plan = plan(&mounts, Path::new("/s"), host(&[]));
         assert!(plan.is_empty());
         assert_eq!(plan.skipped.len(), 3);
-        let config = plan.skipped.iter().find(|(p, _)| p == Path::new("/config")).unwrap();
-        assert!(config.1.contains("cannot be added under /"), "{:?}", plan.skipped);
+        let config = plan
+            .skipped
+            .iter()
+            .find(|(p, _)| p == Path::new("/config"))
+            .unwrap();
+        assert!(
+            config.1.contains("cannot be added under /"),
+            "{:?}",
+            plan.skipped
+        );
     }
 }

@@ -60,7 +60,10 @@ pub fn support() -> Support {
 pub enum Ns {
     Direct,
     /// A user namespace first; `uid_map`/`gid_map` are the file contents.
-    User { uid_map: Vec<u8>, gid_map: Vec<u8> },
+    User {
+        uid_map: Vec<u8>,
+        gid_map: Vec<u8>,
+    },
 }
 
 /// The user namespace mapping the caller's uid and gid to root.
@@ -86,10 +89,17 @@ impl Support {
 }
 
 enum CStep {
-    Overlay { target: CString, data: CString },
+    Overlay {
+        target: CString,
+        data: CString,
+    },
     Mkdir(CString),
     Touch(CString),
-    Bind { source: CString, target: CString, read_only: bool },
+    Bind {
+        source: CString,
+        target: CString,
+        read_only: bool,
+    },
 }
 
 /// What the child does before `exec`, prepared in the parent.
@@ -244,7 +254,14 @@ impl ChildSetup {
             }
             if self.ns.is_some() {
                 let flags = libc::MS_REC | libc::MS_PRIVATE;
-                if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+                if libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    flags,
+                    std::ptr::null(),
+                ) != 0
+                {
                     return Err(io::Error::last_os_error());
                 }
             }

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use super::mounts::{self, MountPlan};
 use super::namespace::{self, ChildSetup, Ns, Support};
-use super::{ContainerConfig, Exit, ExecOutput};
+use super::{ContainerConfig, ExecOutput, Exit};
 use crate::kubelet::logs::{ContainerLog, LineSplitter};
 use crate::runtime::catalog::HOSTBOT;
 
@@ -235,7 +235,8 @@ impl ProcessExec {
             }
             for (name, kind) in kinds {
                 let path = format!("/proc/{}/ns/{name}", self.pid);
-                let file = File::open(&path).map_err(|e| format!("exec: cannot open {path}: {e}"))?;
+                let file =
+                    File::open(&path).map_err(|e| format!("exec: cannot open {path}: {e}"))?;
                 files.push((file, kind));
             }
         }
@@ -289,7 +290,10 @@ impl ProcessExec {
             }),
             Err(_) => {
                 namespace::signal_group(pid, libc::SIGKILL);
-                Err(format!("command {:?} timed out after {timeout:?}", argv.join(" ")))
+                Err(format!(
+                    "command {:?} timed out after {timeout:?}",
+                    argv.join(" ")
+                ))
             }
         }
     }

@@ -74,6 +74,13 @@ fn object(value: Value) -> Object {
     object
 }
 
+/// A case: its name, the patches to a valid object, and the causes expected.
+type Case<P> = (
+    &'static str,
+    Vec<(P, Value)>,
+    Vec<(&'static str, &'static str)>,
+);
+
 fn check(name: &str, got: Vec<(String, String)>, want: &[(&str, &str)]) {
     let ok = got.len() == want.len()
         && got
@@ -111,7 +118,7 @@ fn valid_objects_have_no_causes() {
 fn deployment_rules() {
     let t = "/spec/template/spec";
     let c = "/spec/template/spec/containers/0";
-    let cases: Vec<(&str, Vec<(String, Value)>, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case<String>> = vec![
         (
             "negative replicas",
             vec![("/spec/replicas".to_string(), json!(-1))],
@@ -560,7 +567,7 @@ fn duplicate_container_names() {
 
 #[test]
 fn service_rules() {
-    let cases: Vec<(&str, Vec<(&str, Value)>, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case<&str>> = vec![
         (
             "name starts with a digit",
             vec![("/metadata/name", json!("1web"))],

@@ -29,17 +29,15 @@ pub(super) fn check(new: &Object, old: &Object, errs: &mut Errors) {
                 pod_spec(n, o, errs);
             }
         }
-        (Object::ConfigMap(new), Object::ConfigMap(old)) => {
-            if old.immutable == Some(true) {
-                immutable_data(
-                    new.immutable,
-                    [
-                        ("data", new.data != old.data),
-                        ("binaryData", new.binary_data != old.binary_data),
-                    ],
-                    errs,
-                );
-            }
+        (Object::ConfigMap(new), Object::ConfigMap(old)) if old.immutable == Some(true) => {
+            immutable_data(
+                new.immutable,
+                [
+                    ("data", new.data != old.data),
+                    ("binaryData", new.binary_data != old.binary_data),
+                ],
+                errs,
+            );
         }
         (Object::Secret(new), Object::Secret(old)) => {
             if old.immutable == Some(true) {

@@ -49,15 +49,14 @@ pub fn list_strategy(kind: Kind, path: &[&str]) -> ListStrategy {
             ["spec", list] if CONTAINERS.contains(list) => MergeByKey("name"),
             ["spec", list, "ports"] if CONTAINERS.contains(list) => MergeByKey("containerPort"),
             ["spec", list, "env"] if CONTAINERS.contains(list) => MergeByKey("name"),
-            ["spec", list, "volumeMounts"] if CONTAINERS.contains(list) => {
-                MergeByKey("mountPath")
-            }
+            ["spec", list, "volumeMounts"] if CONTAINERS.contains(list) => MergeByKey("mountPath"),
             ["spec", list, "volumeDevices"] if CONTAINERS.contains(list) => {
                 MergeByKey("devicePath")
             }
-            ["spec", "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates"] => {
-                MergeByKey("name")
-            }
+            [
+                "spec",
+                "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates",
+            ] => MergeByKey("name"),
             ["spec", "hostAliases"] => MergeByKey("ip"),
             ["spec", "topologySpreadConstraints"] => MergeByKey("topologyKey"),
             ["status", "podIPs" | "hostIPs"] => MergeByKey("ip"),
@@ -135,7 +134,8 @@ fn merge_map(
             continue;
         }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(items)), Value::Array(gone)) = (original.get_mut(field), value)
+            if let (Some(Value::Array(items)), Value::Array(gone)) =
+                (original.get_mut(field), value)
             {
                 items.retain(|item| !gone.contains(item));
             }
@@ -341,7 +341,10 @@ mod tests {
             "$setElementOrder/containers": [{"name": "side"}, {"name": "web"}]
         }}}});
         let out = apply(Kind::Deployment, &deployment(), &patch).unwrap();
-        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["name"], "side");
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["name"],
+            "side"
+        );
     }
 
     #[test]
@@ -375,10 +378,14 @@ mod tests {
             out["spec"]["template"]["spec"]["containers"],
             json!([{"name": "only", "image": "x"}])
         );
-        let svc = json!({"spec": {"ports": [{"port": 80, "name": "http"}], "externalIPs": ["1.2.3.4"]}});
+        let svc =
+            json!({"spec": {"ports": [{"port": 80, "name": "http"}], "externalIPs": ["1.2.3.4"]}});
         let patch = json!({"spec": {"ports": [{"port": 443}], "externalIPs": ["5.6.7.8"]}});
         let out = apply(Kind::Service, &svc, &patch).unwrap();
-        assert_eq!(out["spec"]["ports"], json!([{"port": 80, "name": "http"}, {"port": 443}]));
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 80, "name": "http"}, {"port": 443}])
+        );
         assert_eq!(out["spec"]["externalIPs"], json!(["5.6.7.8"]));
     }
 
@@ -391,7 +398,10 @@ mod tests {
             out["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
             "2025-01-01T00:00:00Z"
         );
-        assert_eq!(out["spec"]["template"]["spec"]["containers"][1]["name"], "side");
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][1]["name"],
+            "side"
+        );
     }
 
     #[test]
@@ -406,19 +416,47 @@ mod tests {
         use ListStrategy::*;
         let cases: &[(Kind, &[&str], ListStrategy)] = &[
             (Kind::Pod, &["spec", "containers"], MergeByKey("name")),
-            (Kind::Pod, &["spec", "initContainers", "env"], MergeByKey("name")),
-            (Kind::Pod, &["spec", "containers", "ports"], MergeByKey("containerPort")),
-            (Kind::Pod, &["spec", "containers", "volumeMounts"], MergeByKey("mountPath")),
+            (
+                Kind::Pod,
+                &["spec", "initContainers", "env"],
+                MergeByKey("name"),
+            ),
+            (
+                Kind::Pod,
+                &["spec", "containers", "ports"],
+                MergeByKey("containerPort"),
+            ),
+            (
+                Kind::Pod,
+                &["spec", "containers", "volumeMounts"],
+                MergeByKey("mountPath"),
+            ),
             (Kind::Pod, &["spec", "volumes"], MergeByKey("name")),
             (Kind::Pod, &["spec", "imagePullSecrets"], MergeByKey("name")),
             (Kind::Pod, &["spec", "tolerations"], Replace),
             (Kind::Pod, &["spec", "containers", "args"], Replace),
-            (Kind::Deployment, &["spec", "template", "spec", "containers"], MergeByKey("name")),
-            (Kind::Deployment, &["status", "conditions"], MergeByKey("type")),
-            (Kind::ReplicaSet, &["spec", "template", "metadata", "finalizers"], MergePrimitive),
+            (
+                Kind::Deployment,
+                &["spec", "template", "spec", "containers"],
+                MergeByKey("name"),
+            ),
+            (
+                Kind::Deployment,
+                &["status", "conditions"],
+                MergeByKey("type"),
+            ),
+            (
+                Kind::ReplicaSet,
+                &["spec", "template", "metadata", "finalizers"],
+                MergePrimitive,
+            ),
             (Kind::Service, &["spec", "ports"], MergeByKey("port")),
             (Kind::Endpoints, &["subsets"], Replace),
-            (Kind::ConfigMap, &["metadata", "ownerReferences"], MergeByKey("uid")),
+            (
+                Kind::ConfigMap,
+                &["metadata", "ownerReferences"],
+                MergeByKey("uid"),
+            ),
         ];
         for (kind, path, want) in cases {
             assert_eq!(list_strategy(*kind, path), *want, "{kind} {path:?}");

@@ -36,7 +36,12 @@ pub async fn handle(
     match (target.kind, subresource, &method) {
         (kind, "status", &Method::GET) if has_status(kind) => {
             let object = get(&context, target, name)?;
-            Ok(object_response(&object, Format::Json, query, StatusCode::OK))
+            Ok(object_response(
+                &object,
+                Format::Json,
+                query,
+                StatusCode::OK,
+            ))
         }
         (kind, "status", &Method::PUT) if has_status(kind) => {
             let value = read_json(request).await?;
@@ -186,7 +191,12 @@ fn with_replicas(current: &Object, replicas: i32) -> Result<Object, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("cannot set the replicas: {e}")))
 }
 
-fn logs(context: &Context, namespace: &str, name: &str, query: &Query) -> Result<Response<Body>, ApiError> {
+fn logs(
+    context: &Context,
+    namespace: &str,
+    name: &str,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
     let key = ObjectKey::new(Kind::Pod, namespace, name);
     let Some(Object::Pod(pod)) = context.store.get(&key) else {
         return Err(ApiError::not_found(&key));
@@ -224,5 +234,9 @@ fn logs(context: &Context, namespace: &str, name: &str, query: &Query) -> Result
         tail_lines: query.int("tailLines")?,
     };
     let stream = context.node.logs(namespace, name, &options)?;
-    Ok(body::with_type(StatusCode::OK, "text/plain", Body::Channel(stream)))
+    Ok(body::with_type(
+        StatusCode::OK,
+        "text/plain",
+        Body::Channel(stream),
+    ))
 }

@@ -94,7 +94,9 @@ fn pod_cells(pod: &Pod, now: Timestamp) -> Vec<Value> {
         json!(since(pod.metadata.creation_timestamp.as_ref(), now)),
         json!(or_none(&ip)),
         json!(or_none(spec.node_name.as_deref().unwrap_or_default())),
-        json!(or_none(status.nominated_node_name.as_deref().unwrap_or_default())),
+        json!(or_none(
+            status.nominated_node_name.as_deref().unwrap_or_default()
+        )),
         json!(readiness_gates),
     ]
 }
@@ -127,9 +129,15 @@ pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
     let phase = status.phase.clone().unwrap_or_default();
-    let mut reason = status.reason.clone().filter(|r| !r.is_empty()).unwrap_or(phase.clone());
+    let mut reason = status
+        .reason
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or(phase.clone());
     for condition in status.conditions.iter().flatten() {
-        if condition.type_ == "PodScheduled" && condition.reason.as_deref() == Some("SchedulingGated") {
+        if condition.type_ == "PodScheduled"
+            && condition.reason.as_deref() == Some("SchedulingGated")
+        {
             reason = "SchedulingGated".to_owned();
         }
     }
@@ -153,7 +161,10 @@ pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
     let mut initializing = false;
     for (i, container) in status.init_container_statuses.iter().flatten().enumerate() {
         restarts += i64::from(container.restart_count);
-        let last_terminated = container.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        let last_terminated = container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref());
         if let Some(t) = last_terminated {
             last_restart = later(last_restart, t.finished_at.as_ref());
         }
@@ -201,11 +212,19 @@ pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
         let mut has_running = false;
         for container in status.container_statuses.iter().flatten().rev() {
             restarts += i64::from(container.restart_count);
-            if let Some(t) = container.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            if let Some(t) = container
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+            {
                 last_restart = later(last_restart, t.finished_at.as_ref());
             }
             let state = container.state.clone().unwrap_or_default();
-            let waiting = state.waiting.as_ref().and_then(|w| w.reason.clone()).filter(|r| !r.is_empty());
+            let waiting = state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.reason.clone())
+                .filter(|r| !r.is_empty());
             if let Some(r) = waiting {
                 reason = r;
             } else if let Some(t) = &state.terminated {
@@ -238,7 +257,10 @@ pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
     }
     let restarts = match last_restart {
         Some(at) if restarts != 0 => {
-            format!("{restarts} ({} ago)", human_duration(now.duration_since(at).as_secs()))
+            format!(
+                "{restarts} ({} ago)",
+                human_duration(now.duration_since(at).as_secs())
+            )
         }
         _ => restarts.to_string(),
     };
@@ -273,10 +295,17 @@ pub fn format_selector(selector: Option<&LabelSelector>) -> String {
         terms.push((expr.key.clone(), term));
     }
     terms.sort();
-    terms.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+    terms
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-fn template_cells(template: Option<&PodTemplateSpec>, selector: Option<&LabelSelector>) -> [Value; 3] {
+fn template_cells(
+    template: Option<&PodTemplateSpec>,
+    selector: Option<&LabelSelector>,
+) -> [Value; 3] {
     let containers = template
         .and_then(|t| t.spec.as_ref())
         .map(|s| s.containers.clone())
@@ -363,7 +392,12 @@ fn service_cells(svc: &Service, name: Value, age: Value) -> Vec<Value> {
     let selector = spec
         .selector
         .as_ref()
-        .map(|s| s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .map(|s| {
+            s.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     vec![
         name,
@@ -518,27 +552,51 @@ mod tests {
     fn pod_status_words() {
         let one = json!([{"name": "web"}]);
         let cases = [
-            (json!({"spec": {"containers": one}, "status": {"phase": "Pending"}}), "Pending"),
-            (json!({"spec": {"containers": one}, "status": {"phase": "Pending",
+            (
+                json!({"spec": {"containers": one}, "status": {"phase": "Pending"}}),
+                "Pending",
+            ),
+            (
+                json!({"spec": {"containers": one}, "status": {"phase": "Pending",
                 "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 0,
-                    "state": {"waiting": {"reason": "ContainerCreating"}}}]}}), "ContainerCreating"),
-            (json!({"spec": {"containers": one}, "status": {"phase": "Running",
+                    "state": {"waiting": {"reason": "ContainerCreating"}}}]}}),
+                "ContainerCreating",
+            ),
+            (
+                json!({"spec": {"containers": one}, "status": {"phase": "Running",
                 "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 3,
-                    "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}), "CrashLoopBackOff"),
-            (json!({"spec": {"containers": one}, "status": {"phase": "Succeeded",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}),
+                "CrashLoopBackOff",
+            ),
+            (
+                json!({"spec": {"containers": one}, "status": {"phase": "Succeeded",
                 "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 0,
-                    "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}), "Completed"),
-            (json!({"spec": {"containers": one}, "status": {"phase": "Failed",
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}),
+                "Completed",
+            ),
+            (
+                json!({"spec": {"containers": one}, "status": {"phase": "Failed",
                 "containerStatuses": [{"name": "web", "image": "", "imageID": "", "ready": false, "restartCount": 0,
-                    "state": {"terminated": {"exitCode": 2}}}]}}), "ExitCode:2"),
-            (json!({"spec": {"containers": one, "initContainers": [{"name": "init"}]}, "status": {"phase": "Pending",
+                    "state": {"terminated": {"exitCode": 2}}}]}}),
+                "ExitCode:2",
+            ),
+            (
+                json!({"spec": {"containers": one, "initContainers": [{"name": "init"}]}, "status": {"phase": "Pending",
                 "initContainerStatuses": [{"name": "init", "image": "", "imageID": "", "ready": false, "restartCount": 0,
-                    "state": {"running": {}}}]}}), "Init:0/1"),
-            (json!({"spec": {"containers": one, "initContainers": [{"name": "init"}]}, "status": {"phase": "Pending",
+                    "state": {"running": {}}}]}}),
+                "Init:0/1",
+            ),
+            (
+                json!({"spec": {"containers": one, "initContainers": [{"name": "init"}]}, "status": {"phase": "Pending",
                 "initContainerStatuses": [{"name": "init", "image": "", "imageID": "", "ready": false, "restartCount": 0,
-                    "state": {"waiting": {"reason": "ErrImagePull"}}}]}}), "Init:ErrImagePull"),
-            (json!({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}, "spec": {"containers": one},
-                "status": {"phase": "Running"}}), "Terminating"),
+                    "state": {"waiting": {"reason": "ErrImagePull"}}}]}}),
+                "Init:ErrImagePull",
+            ),
+            (
+                json!({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}, "spec": {"containers": one},
+                "status": {"phase": "Running"}}),
+                "Terminating",
+            ),
         ];
         for (value, want) in cases {
             assert_eq!(status_of(value.clone()), want, "{value}");
@@ -566,25 +624,34 @@ mod tests {
     fn services_and_endpoints() {
         let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
             "type": "NodePort", "clusterIP": "10.96.0.10", "selector": {"app": "web"},
-            "ports": [{"port": 8080, "nodePort": 30599}, {"port": 53, "protocol": "UDP"}]}})).unwrap();
+            "ports": [{"port": 8080, "nodePort": 30599}, {"port": 53, "protocol": "UDP"}]}}))
+        .unwrap();
         let cells = service_cells(&svc, json!("web"), json!("1s"));
         assert_eq!(cells[1], "NodePort");
         assert_eq!(cells[3], "<none>");
         assert_eq!(cells[4], "8080:30599/TCP,53/UDP");
         assert_eq!(cells[6], "app=web");
-        let empty: Endpoints = serde_json::from_value(json!({"metadata": {"name": "web"}})).unwrap();
+        let empty: Endpoints =
+            serde_json::from_value(json!({"metadata": {"name": "web"}})).unwrap();
         assert_eq!(format_endpoints(&empty), "<none>");
         let ep: Endpoints = serde_json::from_value(json!({"metadata": {"name": "web"}, "subsets": [{
             "addresses": [{"ip": "127.1.0.2"}, {"ip": "127.1.0.3"}, {"ip": "127.1.0.4"}, {"ip": "127.1.0.5"}],
             "ports": [{"port": 80}]}]})).unwrap();
-        assert_eq!(format_endpoints(&ep), "127.1.0.2:80,127.1.0.3:80,127.1.0.4:80 + 1 more...");
+        assert_eq!(
+            format_endpoints(&ep),
+            "127.1.0.2:80,127.1.0.3:80,127.1.0.4:80 + 1 more..."
+        );
     }
 
     #[test]
     fn selectors_print_sorted() {
         let selector: LabelSelector = serde_json::from_value(json!({
             "matchLabels": {"tier": "front", "app": "web"},
-            "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]})).unwrap();
-        assert_eq!(format_selector(Some(&selector)), "app=web,!canary,tier=front");
+            "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]}))
+        .unwrap();
+        assert_eq!(
+            format_selector(Some(&selector)),
+            "app=web,!canary,tier=front"
+        );
     }
 }

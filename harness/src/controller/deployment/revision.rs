@@ -71,7 +71,11 @@ pub fn revision(rs: &ReplicaSet) -> Option<i64> {
 
 /// The highest revision among `rss` (`MaxRevision`).
 pub fn max_revision<'a>(rss: impl IntoIterator<Item = &'a ReplicaSet>) -> i64 {
-    rss.into_iter().filter_map(revision).max().unwrap_or(0).max(0)
+    rss.into_iter()
+        .filter_map(revision)
+        .max()
+        .unwrap_or(0)
+        .max(0)
 }
 
 /// A ReplicaSet's `desired-replicas` annotation.
@@ -192,7 +196,10 @@ pub fn set_new_rs_annotations(
         annotations.insert(REVISION.to_owned(), new_revision.to_string());
         changed = true;
         if let Some(old_text) = old_text {
-            let history = annotations.get(REVISION_HISTORY).cloned().unwrap_or_default();
+            let history = annotations
+                .get(REVISION_HISTORY)
+                .cloned()
+                .unwrap_or_default();
             if history.is_empty() {
                 annotations.insert(REVISION_HISTORY.to_owned(), old_text);
             } else {
@@ -309,14 +316,26 @@ mod tests {
         let d = deployment("nginx:1.25.3");
         let rs = new_replica_set(&d);
         let hash = names::template_hash(&d.spec.as_ref().unwrap().template, None);
-        assert_eq!(rs.metadata.name.as_deref(), Some(format!("web-{hash}").as_str()));
+        assert_eq!(
+            rs.metadata.name.as_deref(),
+            Some(format!("web-{hash}").as_str())
+        );
         let spec = rs.spec.as_ref().unwrap();
-        assert_eq!(spec.selector.match_labels.as_ref().unwrap()[POD_TEMPLATE_HASH], hash);
+        assert_eq!(
+            spec.selector.match_labels.as_ref().unwrap()[POD_TEMPLATE_HASH],
+            hash
+        );
         let template_labels = spec.template.as_ref().unwrap().metadata.as_ref().unwrap();
-        assert_eq!(template_labels.labels.as_ref().unwrap()[POD_TEMPLATE_HASH], hash);
+        assert_eq!(
+            template_labels.labels.as_ref().unwrap()[POD_TEMPLATE_HASH],
+            hash
+        );
         assert_eq!(rs.metadata.labels.as_ref().unwrap()["app"], "web");
         let owner = &rs.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Deployment", "d-uid"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Deployment", "d-uid")
+        );
         assert_eq!(owner.controller, Some(true));
         assert_eq!(owner.block_owner_deletion, Some(true));
         assert!(equal_ignore_hash(
@@ -341,7 +360,10 @@ mod tests {
         assert_eq!(a[MAX_REPLICAS], "4");
         assert!(!a.contains_key(LAST_APPLIED));
         assert!(!a.contains_key(REVISION_HISTORY));
-        assert!(!set_new_rs_annotations(&d, &mut rs, 3, true, (3, 4)), "idempotent");
+        assert!(
+            !set_new_rs_annotations(&d, &mut rs, 3, true, (3, 4)),
+            "idempotent"
+        );
     }
 
     #[test]
@@ -367,7 +389,11 @@ mod tests {
         assert_eq!(revision(&a), Some(4));
         assert_eq!(revision(&b), None);
         assert_eq!(max_revision([&a, &b]), 4);
-        assert_eq!(by_revision(&b, &a), Ordering::Less, "unparsable counts as 0");
+        assert_eq!(
+            by_revision(&b, &a),
+            Ordering::Less,
+            "unparsable counts as 0"
+        );
         let mut d = deployment("a");
         assert!(set_deployment_revision(&mut d, "8"));
         assert!(!set_deployment_revision(&mut d, "8"));

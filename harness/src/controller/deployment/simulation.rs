@@ -14,7 +14,9 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
 };
-use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Container, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
@@ -115,7 +117,11 @@ impl World {
             pods: &pods,
             now: self.now,
         });
-        prop_assert!(planned.error.is_none(), "planner error: {:?}", planned.error);
+        prop_assert!(
+            planned.error.is_none(),
+            "planner error: {:?}",
+            planned.error
+        );
         for action in planned.actions {
             self.apply(action);
         }
@@ -147,10 +153,10 @@ impl World {
                 rs.metadata.annotations = planned.metadata.annotations;
             }
             Action::DeleteReplicaSet { uid, .. } => {
-                self.rss.retain(|rs| rs.metadata.uid.as_deref() != Some(uid.as_str()));
-                self.pods.retain(|p| {
-                    owner_of(&p.pod.metadata).is_none_or(|o| o.uid != uid)
-                });
+                self.rss
+                    .retain(|rs| rs.metadata.uid.as_deref() != Some(uid.as_str()));
+                self.pods
+                    .retain(|p| owner_of(&p.pod.metadata).is_none_or(|o| o.uid != uid));
             }
             Action::UpdateDeployment { revision, status } => {
                 if let Some(revision) = revision {
@@ -196,10 +202,14 @@ impl World {
                 for _ in 0..count {
                     let mut pod = pod_from_template(&rs);
                     let pod_uid = self.uid();
-                    pod.metadata.name = Some(format!("{}{pod_uid}", pod.metadata.generate_name.clone().unwrap()));
+                    pod.metadata.name = Some(format!(
+                        "{}{pod_uid}",
+                        pod.metadata.generate_name.clone().unwrap()
+                    ));
                     pod.metadata.uid = Some(pod_uid);
                     pod.metadata.creation_timestamp = Some(Time(self.now));
-                    pod.spec.get_or_insert_with(Default::default).node_name = Some("harness".into());
+                    pod.spec.get_or_insert_with(Default::default).node_name =
+                        Some("harness".into());
                     pod.status = Some(PodStatus {
                         phase: Some("Running".into()),
                         ..Default::default()
@@ -267,8 +277,19 @@ impl World {
             .iter()
             .filter_map(|p| {
                 let owner = owner_of(&p.pod.metadata)?;
-                let rs = self.rss.iter().find(|rs| rs.metadata.uid.as_deref() == Some(&owner.uid))?;
-                rs.spec.as_ref()?.template.as_ref()?.spec.as_ref()?.containers[0].image.clone()
+                let rs = self
+                    .rss
+                    .iter()
+                    .find(|rs| rs.metadata.uid.as_deref() == Some(&owner.uid))?;
+                rs.spec
+                    .as_ref()?
+                    .template
+                    .as_ref()?
+                    .spec
+                    .as_ref()?
+                    .containers[0]
+                    .image
+                    .clone()
             })
             .collect();
         images.sort();
@@ -338,7 +359,10 @@ fn roll(world: &mut World, rolling_from_healthy: bool) -> Result<(), TestCaseErr
             );
         }
         if recreate {
-            prop_assert!(world.images_running().len() <= 1, "step {step}: old and new pods together");
+            prop_assert!(
+                world.images_running().len() <= 1,
+                "step {step}: old and new pods together"
+            );
         }
         if world.complete() {
             return Ok(());

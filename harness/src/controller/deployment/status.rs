@@ -58,7 +58,11 @@ pub fn get_condition<'a>(
     status: Option<&'a DeploymentStatus>,
     type_: &str,
 ) -> Option<&'a DeploymentCondition> {
-    status?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+    status?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// Sets a condition unless one with the same status and reason is there; keeps the transition
@@ -187,9 +191,10 @@ pub fn timed_out(d: &Deployment, status: &DeploymentStatus, now: Timestamp) -> b
     match c.reason.as_deref() {
         Some(NEW_RS_AVAILABLE) => false,
         Some(TIMED_OUT) => true,
-        _ => c.last_update_time.as_ref().is_some_and(|from| {
-            from.0 + SignedDuration::from_secs(deadline.into()) < now
-        }),
+        _ => c
+            .last_update_time
+            .as_ref()
+            .is_some_and(|from| from.0 + SignedDuration::from_secs(deadline.into()) < now),
     }
 }
 
@@ -220,9 +225,18 @@ pub fn update_progress(
     if has_deadline && !is_complete {
         if complete(d, status) {
             let msg = subject("has successfully progressed");
-            set_condition(status, condition(PROGRESSING, "True", NEW_RS_AVAILABLE, msg, now));
+            set_condition(
+                status,
+                condition(PROGRESSING, "True", NEW_RS_AVAILABLE, msg, now),
+            );
         } else if progressing(d, status) {
-            let mut c = condition(PROGRESSING, "True", RS_UPDATED, subject("is progressing"), now);
+            let mut c = condition(
+                PROGRESSING,
+                "True",
+                RS_UPDATED,
+                subject("is progressing"),
+                now,
+            );
             if let Some(current) = &current {
                 if current.status == "True" {
                     c.last_transition_time = current.last_transition_time.clone();
@@ -265,7 +279,11 @@ fn replica_failure(all: &[&ReplicaSet], new: Option<&ReplicaSet>) -> Option<Depl
 
 /// When to look again at a rollout that shows no progress, to notice its deadline
 /// (`requeueStuckDeployment`): one second after the deadline would pass.
-pub fn requeue_stuck(d: &Deployment, status: &DeploymentStatus, now: Timestamp) -> Option<Duration> {
+pub fn requeue_stuck(
+    d: &Deployment,
+    status: &DeploymentStatus,
+    now: Timestamp,
+) -> Option<Duration> {
     let deadline = progress_deadline(d)?;
     let c = get_condition(Some(status), PROGRESSING)?;
     if complete(d, status) || c.reason.as_deref() == Some(TIMED_OUT) {
@@ -335,7 +353,10 @@ mod tests {
         assert_eq!(available.reason.as_deref(), Some(MIN_AVAILABLE));
         let short = calculate(&d, &[&rs("x", 3, 3, 1, 1)], None, 0, now);
         let c = get_condition(Some(&short), AVAILABLE).unwrap();
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some(MIN_UNAVAILABLE)));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some(MIN_UNAVAILABLE))
+        );
         assert_eq!(short.updated_replicas, None);
     }
 
@@ -348,7 +369,13 @@ mod tests {
             replicas: Some(3),
             updated_replicas: Some(1),
             available_replicas: Some(3),
-            conditions: Some(vec![condition(PROGRESSING, "True", NEW_RS_CREATED, "x".into(), now)]),
+            conditions: Some(vec![condition(
+                PROGRESSING,
+                "True",
+                NEW_RS_CREATED,
+                "x".into(),
+                now,
+            )]),
             ..Default::default()
         });
         let (old, new) = (rs("old", 2, 2, 2, 2), rs("new", 2, 2, 2, 2));
@@ -356,7 +383,10 @@ mod tests {
         update_progress(&d, &mut s, &[&old, &new], Some(&new), now);
         let c = get_condition(Some(&s), PROGRESSING).unwrap();
         assert_eq!(c.reason.as_deref(), Some(RS_UPDATED));
-        assert_eq!(c.message.as_deref(), Some("ReplicaSet \"new\" is progressing."));
+        assert_eq!(
+            c.message.as_deref(),
+            Some("ReplicaSet \"new\" is progressing.")
+        );
 
         // Complete: updated = replicas = available.
         let done = rs("new", 3, 3, 3, 3);
@@ -379,23 +409,41 @@ mod tests {
             updated_replicas: Some(1),
             ready_replicas: Some(3),
             available_replicas: Some(3),
-            conditions: Some(vec![condition(PROGRESSING, "True", RS_UPDATED, "x".into(), stale)]),
+            conditions: Some(vec![condition(
+                PROGRESSING,
+                "True",
+                RS_UPDATED,
+                "x".into(),
+                stale,
+            )]),
             ..Default::default()
         });
         let (old, new) = (rs("old", 3, 3, 3, 3), rs("new", 1, 1, 0, 0));
         let mut s = calculate(&d, &[&old, &new], Some(&new), 0, now);
         update_progress(&d, &mut s, &[&old, &new], Some(&new), now);
         let c = get_condition(Some(&s), PROGRESSING).unwrap();
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some(TIMED_OUT)));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some(TIMED_OUT))
+        );
         assert_eq!(
             c.message.as_deref(),
             Some("ReplicaSet \"new\" has timed out progressing.")
         );
-        assert_eq!(requeue_stuck(&d, &s, now), None, "a timed-out rollout is not requeued");
+        assert_eq!(
+            requeue_stuck(&d, &s, now),
+            None,
+            "a timed-out rollout is not requeued"
+        );
 
         let recent = now - SignedDuration::from_secs(4);
-        d.status.as_mut().unwrap().conditions =
-            Some(vec![condition(PROGRESSING, "True", RS_UPDATED, "x".into(), recent)]);
+        d.status.as_mut().unwrap().conditions = Some(vec![condition(
+            PROGRESSING,
+            "True",
+            RS_UPDATED,
+            "x".into(),
+            recent,
+        )]);
         let mut s = calculate(&d, &[&old, &new], Some(&new), 0, now);
         update_progress(&d, &mut s, &[&old, &new], Some(&new), now);
         assert_eq!(get_condition(Some(&s), PROGRESSING).unwrap().status, "True");
@@ -407,15 +455,27 @@ mod tests {
     fn set_condition_keeps_transition_time() {
         let t0 = Timestamp::now() - SignedDuration::from_secs(60);
         let mut s = DeploymentStatus::default();
-        set_condition(&mut s, condition(PROGRESSING, "True", NEW_RS_CREATED, "a".into(), t0));
+        set_condition(
+            &mut s,
+            condition(PROGRESSING, "True", NEW_RS_CREATED, "a".into(), t0),
+        );
         let later = Timestamp::now();
-        set_condition(&mut s, condition(PROGRESSING, "True", RS_UPDATED, "b".into(), later));
+        set_condition(
+            &mut s,
+            condition(PROGRESSING, "True", RS_UPDATED, "b".into(), later),
+        );
         let c = get_condition(Some(&s), PROGRESSING).unwrap();
         assert_eq!(c.last_transition_time, Some(Time(t0)));
         assert_eq!(c.last_update_time, Some(Time(later)));
-        set_condition(&mut s, condition(PROGRESSING, "True", RS_UPDATED, "c".into(), later));
+        set_condition(
+            &mut s,
+            condition(PROGRESSING, "True", RS_UPDATED, "c".into(), later),
+        );
         assert_eq!(
-            get_condition(Some(&s), PROGRESSING).unwrap().message.as_deref(),
+            get_condition(Some(&s), PROGRESSING)
+                .unwrap()
+                .message
+                .as_deref(),
             Some("b"),
             "same status and reason: unchanged"
         );

@@ -157,7 +157,10 @@ impl Sync<'_> {
         let spec = self.d.spec.clone().unwrap_or_default();
         let selector = &spec.selector;
         if selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-            && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+            && selector
+                .match_expressions
+                .as_ref()
+                .is_none_or(|e| e.is_empty())
         {
             self.event(
                 "Warning",
@@ -174,7 +177,7 @@ impl Sync<'_> {
         if spec.paused == Some(true) {
             return self.sync();
         }
-        if self.is_scaling_event()? {
+        if self.is_scaling_event() {
             return self.sync();
         }
         match self.strategy {
@@ -223,8 +226,8 @@ impl Sync<'_> {
         if progress_deadline(&self.d).is_none() {
             return;
         }
-        let reason = get_condition(self.d.status.as_ref(), PROGRESSING)
-            .and_then(|c| c.reason.clone());
+        let reason =
+            get_condition(self.d.status.as_ref(), PROGRESSING).and_then(|c| c.reason.clone());
         if reason.as_deref() == Some(status::TIMED_OUT) {
             return;
         }
@@ -264,11 +267,13 @@ impl Sync<'_> {
 
     /// `getAllReplicaSetsAndSyncRevision`: the new ReplicaSet (created when `create` and
     /// missing) and all the others.
-    fn get_all(&mut self, create: bool) -> Step<(Option<usize>, Vec<usize>)> {
+    fn get_all(&mut self, create: bool) -> (Option<usize>, Vec<usize>) {
         let existing = self.find_new();
-        let old: Vec<usize> = (0..self.rss.len()).filter(|&i| Some(i) != existing).collect();
+        let old: Vec<usize> = (0..self.rss.len())
+            .filter(|&i| Some(i) != existing)
+            .collect();
         let new = self.get_new(existing, &old, create);
-        Ok((new, old))
+        (new, old)
     }
 
     /// `getNewReplicaSet`.
@@ -277,7 +282,8 @@ impl Sync<'_> {
         let min_ready = self.min_ready_seconds();
         if let Some(i) = existing {
             let mut rs = self.rss[i].clone();
-            let annotations_updated = set_new_rs_annotations(&self.d, &mut rs, new_revision, true, (0, 0));
+            let annotations_updated =
+                set_new_rs_annotations(&self.d, &mut rs, new_revision, true, (0, 0));
             let spec = rs.spec.get_or_insert_with(Default::default);
             if annotations_updated || spec.min_ready_seconds.unwrap_or(0) != min_ready {
                 spec.min_ready_seconds = Some(min_ready);
@@ -357,7 +363,10 @@ impl Sync<'_> {
         let rs = rs.clone();
         self.actions.push(Action::UpdateReplicaSet(rs.clone()));
         if size_changes {
-            let msg = format!("Scaled {op} replica set {} from {old} to {new_scale}", rs_name(&rs));
+            let msg = format!(
+                "Scaled {op} replica set {} from {old} to {new_scale}",
+                rs_name(&rs)
+            );
             self.event("Normal", "ScalingReplicaSet", msg);
         }
         size_changes
@@ -365,7 +374,7 @@ impl Sync<'_> {
 
     /// `rolloutRolling`.
     fn rollout_rolling(&mut self) -> Step {
-        let (new, old) = self.get_all(true)?;
+        let (new, old) = self.get_all(true);
         let new = new.ok_or("the new replica set was not planned")?;
         let mut all = old.clone();
         all.push(new);
@@ -396,7 +405,8 @@ impl Sync<'_> {
             return self.scale_and_record(new, self.replicas);
         }
         let total = self.sum(all, replicas);
-        let count = rollout::new_rs_new_replicas(self.replicas, self.fence.max_surge, total, current);
+        let count =
+            rollout::new_rs_new_replicas(self.replicas, self.fence.max_surge, total, current);
         self.scale_and_record(new, count)
     }
 
@@ -474,7 +484,7 @@ impl Sync<'_> {
 
     /// `rolloutRecreate`.
     fn rollout_recreate(&mut self) -> Step {
-        let (mut new, old) = self.get_all(false)?;
+        let (mut new, old) = self.get_all(false);
         let mut all = old.clone();
         all.extend(new);
         let mut scaled_down = false;
@@ -486,7 +496,7 @@ impl Sync<'_> {
             return Ok(());
         }
         if new.is_none() {
-            let (created, old) = self.get_all(true)?;
+            let (created, old) = self.get_all(true);
             new = created;
             all = old;
             all.extend(new);
@@ -522,21 +532,20 @@ impl Sync<'_> {
     }
 
     /// `isScalingEvent`: an active ReplicaSet was sized for a different `replicas`.
-    fn is_scaling_event(&mut self) -> Step<bool> {
-        let (new, old) = self.get_all(false)?;
+    fn is_scaling_event(&mut self) -> bool {
+        let (new, old) = self.get_all(false);
         let mut all = old;
         all.extend(new);
         let replicas = self.replicas;
-        Ok(self
-            .active(all)
+        self.active(all)
             .into_iter()
             .filter_map(|i| desired_annotation(&self.rss[i]))
-            .any(|desired| desired != replicas))
+            .any(|desired| desired != replicas)
     }
 
     /// `sync`: scaling and status only, for paused Deployments and scaling events.
     fn sync(&mut self) -> Step {
-        let (new, old) = self.get_all(false)?;
+        let (new, old) = self.get_all(false);
         self.scale_all(new, &old);
         if self.paused() {
             self.cleanup(&old);
@@ -594,12 +603,7 @@ impl Sync<'_> {
             }
             _ => "",
         };
-        let status_replicas = self
-            .d
-            .status
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .unwrap_or(0);
+        let status_replicas = self.d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
         let mut added = 0;
         let mut sizes = Vec::with_capacity(all.len());
         for &i in &all {
@@ -698,8 +702,13 @@ impl Sync<'_> {
     fn sync_rollout_status(&mut self, all: &[usize], new: Option<usize>) {
         let all_rss = self.refs(all);
         let new_rs = new.map(|i| &self.rss[i]);
-        let mut status =
-            status::calculate(&self.d, &all_rss, new_rs, self.fence.max_unavailable, self.now);
+        let mut status = status::calculate(
+            &self.d,
+            &all_rss,
+            new_rs,
+            self.fence.max_unavailable,
+            self.now,
+        );
         status::update_progress(&self.d, &mut status, &all_rss, new_rs, self.now);
         self.d.status = Some(status);
     }
@@ -708,8 +717,13 @@ impl Sync<'_> {
     fn sync_status(&mut self, all: &[usize], new: Option<usize>) {
         let all_rss = self.refs(all);
         let new_rs = new.map(|i| &self.rss[i]);
-        let status =
-            status::calculate(&self.d, &all_rss, new_rs, self.fence.max_unavailable, self.now);
+        let status = status::calculate(
+            &self.d,
+            &all_rss,
+            new_rs,
+            self.fence.max_unavailable,
+            self.now,
+        );
         self.d.status = Some(status);
     }
 }

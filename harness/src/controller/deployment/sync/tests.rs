@@ -80,7 +80,10 @@ fn pct(text: &str) -> IntOrString {
 
 /// The name the ReplicaSet of `image` gets.
 fn rs_name(image: &str) -> String {
-    new_replica_set(&deployment(1, image)).metadata.name.unwrap()
+    new_replica_set(&deployment(1, image))
+        .metadata
+        .name
+        .unwrap()
 }
 
 /// A ReplicaSet of `image` owned by the test Deployment: spec, status.replicas, available,
@@ -163,7 +166,9 @@ fn written_status(plan: &Plan) -> (Option<String>, DeploymentStatus) {
     plan.actions
         .iter()
         .find_map(|a| match a {
-            Action::UpdateDeployment { revision, status } => Some((revision.clone(), status.clone())),
+            Action::UpdateDeployment { revision, status } => {
+                Some((revision.clone(), status.clone()))
+            }
             _ => None,
         })
         .expect("a status write")
@@ -184,23 +189,43 @@ fn a_new_deployment_creates_its_replica_set() {
     let plan = run(&d, vec![]);
     let name = rs_name("v1");
     assert_eq!(writes(&plan), [(name.clone(), 3)]);
-    assert_eq!(events(&plan), [format!("Scaled up replica set {name} from 0 to 3")]);
+    assert_eq!(
+        events(&plan),
+        [format!("Scaled up replica set {name} from 0 to 3")]
+    );
     let Action::CreateReplicaSet(created) = &plan.actions[0] else {
         panic!("first action should create: {:?}", plan.actions[0]);
     };
     let a = created.metadata.annotations.as_ref().unwrap();
-    assert_eq!((a[REVISION].as_str(), a[DESIRED_REPLICAS].as_str(), a[MAX_REPLICAS].as_str()), ("1", "3", "4"));
-    assert_eq!(created.metadata.owner_references, Some(vec![controller_ref(&d)]));
+    assert_eq!(
+        (
+            a[REVISION].as_str(),
+            a[DESIRED_REPLICAS].as_str(),
+            a[MAX_REPLICAS].as_str()
+        ),
+        ("1", "3", "4")
+    );
+    assert_eq!(
+        created.metadata.owner_references,
+        Some(vec![controller_ref(&d)])
+    );
     let (revision, status) = written_status(&plan);
     assert_eq!(revision.as_deref(), Some("1"));
     assert_eq!(
         condition_of(&status, PROGRESSING),
-        ("True".into(), NEW_RS_CREATED.into(), format!("Created new replica set \"{name}\""))
+        (
+            "True".into(),
+            NEW_RS_CREATED.into(),
+            format!("Created new replica set \"{name}\"")
+        )
     );
     assert_eq!(condition_of(&status, AVAILABLE).1, MIN_UNAVAILABLE);
     assert_eq!(status.observed_generation, Some(1));
     assert!(plan.error.is_none());
-    assert!(plan.requeue_after.is_some(), "the progress deadline is watched");
+    assert!(
+        plan.requeue_after.is_some(),
+        "the progress deadline is watched"
+    );
 }
 
 #[test]
@@ -209,7 +234,10 @@ fn a_template_change_surges_one_pod() {
     let plan = run(&d, vec![rs("v1", 3, 3, 3, 1, 100)]);
     let new = rs_name("v2");
     assert_eq!(writes(&plan), [(new.clone(), 1)]);
-    assert_eq!(events(&plan), [format!("Scaled up replica set {new} from 0 to 1")]);
+    assert_eq!(
+        events(&plan),
+        [format!("Scaled up replica set {new} from 0 to 1")]
+    );
     assert_eq!(written_status(&plan).0.as_deref(), Some("2"));
 }
 
@@ -218,14 +246,26 @@ fn old_pods_go_once_new_ones_are_available() {
     let d = with_revision(deployment(3, "v2"), "2");
     let old = rs_name("v1");
     // The new pod is not available yet: nothing may go.
-    let plan = run(&d, vec![rs("v1", 3, 3, 3, 1, 100), rs("v2", 1, 1, 0, 2, 10)]);
+    let plan = run(
+        &d,
+        vec![rs("v1", 3, 3, 3, 1, 100), rs("v2", 1, 1, 0, 2, 10)],
+    );
     assert_eq!(writes(&plan), []);
     // It is: one old pod goes.
-    let plan = run(&d, vec![rs("v1", 3, 3, 3, 1, 100), rs("v2", 1, 1, 1, 2, 10)]);
+    let plan = run(
+        &d,
+        vec![rs("v1", 3, 3, 3, 1, 100), rs("v2", 1, 1, 1, 2, 10)],
+    );
     assert_eq!(writes(&plan), [(old.clone(), 2)]);
-    assert_eq!(events(&plan), [format!("Scaled down replica set {old} from 3 to 2")]);
+    assert_eq!(
+        events(&plan),
+        [format!("Scaled down replica set {old} from 3 to 2")]
+    );
     // Room again for a new pod.
-    let plan = run(&d, vec![rs("v1", 2, 2, 2, 1, 100), rs("v2", 1, 1, 1, 2, 10)]);
+    let plan = run(
+        &d,
+        vec![rs("v1", 2, 2, 2, 1, 100), rs("v2", 1, 1, 1, 2, 10)],
+    );
     assert_eq!(writes(&plan), [(rs_name("v2"), 2)]);
 }
 
@@ -261,13 +301,19 @@ fn unhealthy_old_pods_are_cleaned_up_first() {
     assert_eq!(writes(&plan), [(rs_name("v1"), 8)]);
     assert_eq!(
         events(&plan),
-        [format!("Scaled down replica set {} from 10 to 8", rs_name("v1"))]
+        [format!(
+            "Scaled down replica set {} from 10 to 8",
+            rs_name("v1")
+        )]
     );
 }
 
 #[test]
 fn max_surge_100_percent_starts_every_new_pod() {
-    let d = with_revision(with_fenceposts(deployment(10, "v2"), pct("100%"), pct("0%")), "1");
+    let d = with_revision(
+        with_fenceposts(deployment(10, "v2"), pct("100%"), pct("0%")),
+        "1",
+    );
     let plan = run(&d, vec![annotate(rs("v1", 10, 10, 10, 1, 100), 10, 20)]);
     assert_eq!(writes(&plan), [(rs_name("v2"), 10)]);
 }
@@ -275,7 +321,11 @@ fn max_surge_100_percent_starts_every_new_pod() {
 #[test]
 fn no_surge_scales_down_first() {
     let d = with_revision(
-        with_fenceposts(deployment(3, "v2"), IntOrString::Int(0), IntOrString::Int(1)),
+        with_fenceposts(
+            deployment(3, "v2"),
+            IntOrString::Int(0),
+            IntOrString::Int(1),
+        ),
         "1",
     );
     let plan = run(&d, vec![rs("v1", 3, 3, 3, 1, 100)]);
@@ -283,7 +333,10 @@ fn no_surge_scales_down_first() {
     assert_eq!(writes(&plan), [(rs_name("v2"), 0), (rs_name("v1"), 2)]);
     assert_eq!(
         events(&plan),
-        [format!("Scaled down replica set {} from 3 to 2", rs_name("v1"))]
+        [format!(
+            "Scaled down replica set {} from 3 to 2",
+            rs_name("v1")
+        )]
     );
 }
 
@@ -315,7 +368,10 @@ fn recreate_scales_old_to_zero_and_waits_for_their_pods() {
     let plan = run_with_pods(&d, vec![old], &[pod]);
     let new = rs_name("v2");
     assert_eq!(writes(&plan), [(new.clone(), 3)]);
-    assert_eq!(events(&plan), [format!("Scaled up replica set {new} from 0 to 3")]);
+    assert_eq!(
+        events(&plan),
+        [format!("Scaled up replica set {new} from 0 to 3")]
+    );
 }
 
 #[test]
@@ -327,7 +383,11 @@ fn a_paused_deployment_does_not_roll_but_scales() {
     let (_, status) = written_status(&plan);
     assert_eq!(
         condition_of(&status, PROGRESSING),
-        ("Unknown".into(), status::PAUSED.into(), "Deployment is paused".into())
+        (
+            "Unknown".into(),
+            status::PAUSED.into(),
+            "Deployment is paused".into()
+        )
     );
 
     d.spec.as_mut().unwrap().replicas = Some(5);
@@ -345,16 +405,28 @@ fn a_paused_deployment_does_not_roll_but_scales() {
 #[test]
 fn a_rollback_reuses_the_old_replica_set_with_the_next_revision() {
     let d = with_revision(deployment(3, "v1"), "2");
-    let plan = run(&d, vec![rs("v1", 0, 0, 0, 1, 100), rs("v2", 3, 3, 3, 2, 50)]);
+    let plan = run(
+        &d,
+        vec![rs("v1", 0, 0, 0, 1, 100), rs("v2", 3, 3, 3, 2, 50)],
+    );
     let v1 = rs_name("v1");
     let Action::UpdateReplicaSet(reused) = &plan.actions[0] else {
-        panic!("expected the old ReplicaSet to be updated first: {:?}", plan.actions);
+        panic!(
+            "expected the old ReplicaSet to be updated first: {:?}",
+            plan.actions
+        );
     };
     let a = reused.metadata.annotations.as_ref().unwrap();
-    assert_eq!((rs_name_of(reused), a[REVISION].as_str()), (v1.clone(), "3"));
+    assert_eq!(
+        (rs_name_of(reused), a[REVISION].as_str()),
+        (v1.clone(), "3")
+    );
     assert_eq!(a[REVISION_HISTORY], "1");
     assert!(writes(&plan).contains(&(v1.clone(), 1)));
-    assert_eq!(events(&plan), [format!("Scaled up replica set {v1} from 0 to 1")]);
+    assert_eq!(
+        events(&plan),
+        [format!("Scaled up replica set {v1} from 0 to 1")]
+    );
 
     // The Deployment takes the reused ReplicaSet's revision.
     assert_eq!(written_status(&plan).0.as_deref(), Some("3"));
@@ -406,10 +478,19 @@ fn a_stalled_rollout_exceeds_its_deadline_and_nothing_else() {
         ready_replicas: Some(3),
         available_replicas: Some(3),
         unavailable_replicas: Some(1),
-        conditions: Some(vec![status::condition(PROGRESSING, "True", RS_UPDATED, "x".into(), stale)]),
+        conditions: Some(vec![status::condition(
+            PROGRESSING,
+            "True",
+            RS_UPDATED,
+            "x".into(),
+            stale,
+        )]),
         ..Default::default()
     });
-    let plan = run(&d, vec![rs("v1", 3, 3, 3, 1, 100), rs("v2", 1, 1, 0, 2, 10)]);
+    let plan = run(
+        &d,
+        vec![rs("v1", 3, 3, 3, 1, 100), rs("v2", 1, 1, 0, 2, 10)],
+    );
     assert_eq!(writes(&plan), []);
     let (_, status) = written_status(&plan);
     assert_eq!(
@@ -417,7 +498,10 @@ fn a_stalled_rollout_exceeds_its_deadline_and_nothing_else() {
         (
             "False".into(),
             TIMED_OUT.into(),
-            format!("ReplicaSet \"{}\" has timed out progressing.", rs_name("v2"))
+            format!(
+                "ReplicaSet \"{}\" has timed out progressing.",
+                rs_name("v2")
+            )
         )
     );
     assert_eq!(plan.requeue_after, None);
@@ -468,7 +552,10 @@ fn scaling_a_settled_deployment_resizes_its_replica_set() {
     assert_eq!(writes(&plan), [(rs_name("v1"), 1)]);
     assert_eq!(
         events(&plan),
-        [format!("Scaled down replica set {} from 3 to 1", rs_name("v1"))]
+        [format!(
+            "Scaled down replica set {} from 3 to 1",
+            rs_name("v1")
+        )]
     );
 }
 
@@ -478,7 +565,13 @@ fn an_empty_selector_only_warns() {
     d.spec.as_mut().unwrap().selector = LabelSelector::default();
     let plan = run(&d, vec![]);
     assert_eq!(writes(&plan), []);
-    assert!(matches!(&plan.actions[0], Action::Event { reason: "SelectingAll", .. }));
+    assert!(matches!(
+        &plan.actions[0],
+        Action::Event {
+            reason: "SelectingAll",
+            ..
+        }
+    ));
 }
 
 #[test]
