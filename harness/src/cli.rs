@@ -50,7 +50,7 @@ impl From<RuntimeArg> for harness::runtime::RuntimeKind {
 /// Logs go to stderr; `-v` shows the harness's own info lines, `-vv` debug.
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,harness::portforward=error",
         1 => "info,harness=info",
         _ => "debug",
     };

@@ -197,6 +197,13 @@ impl Kubelet {
     /// Kills a container's running instance with SIGKILL, as if it crashed (S17). Returns
     /// whether one was running.
     pub fn kill_container(&self, namespace: &str, pod: &str, container: &str) -> bool {
+        self.signal_container(namespace, pod, container, true)
+    }
+
+    /// Signals a container's running instance from outside, as `kill PID` on the node would:
+    /// SIGKILL when `hard`, else SIGTERM (the process may drain and exit; the kubelet restarts it
+    /// per restartPolicy either way). Returns whether one was running.
+    pub fn signal_container(&self, namespace: &str, pod: &str, container: &str, hard: bool) -> bool {
         let killer = {
             let registry = self.shared.registry.lock();
             registry
@@ -206,7 +213,11 @@ impl Kubelet {
         };
         match killer {
             Some(k) => {
-                k.kill();
+                if hard {
+                    k.kill();
+                } else {
+                    k.terminate();
+                }
                 true
             }
             None => false,

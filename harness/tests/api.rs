@@ -158,11 +158,10 @@ impl Cluster {
     }
 
     async fn run_command(&self, mut command: Command, args: &[&str]) -> Output {
-        let output = tokio::time::timeout(TIMEOUT, command.output())
+        tokio::time::timeout(TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in {TIMEOUT:?}"))
-            .unwrap();
-        output
+            .unwrap()
     }
 
     /// Runs kubectl and returns stdout, failing the test on a non-zero exit.
@@ -405,6 +404,26 @@ async fn apply_creates_then_leaves_unchanged_then_configures() {
     assert_eq!(env, ["A", "C"]);
     assert_eq!(deployment.metadata.generation, Some(2));
 
+    // diff: a server-side dry run shows the change and stores nothing.
+    let output = cluster.run(&["diff", "-f", file]).await;
+    assert!(output.status.success(), "{:?}", texts(&output));
+    cluster.write("app.yaml", &edited.replace("nginx:1.27", "nginx:1.28"));
+    let output = cluster.run(&["diff", "-f", file]).await;
+    let (out, err) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        out.contains("-        image: nginx:1.27") && out.contains("+        image: nginx:1.28"),
+        "{out}"
+    );
+    let live = cluster
+        .deployment("web")
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    assert_eq!(live.containers[0].image.as_deref(), Some("nginx:1.27"));
+
     // Unknown fields are rejected (server-side strict validation) and nothing is written.
     let bad = cluster.write(
         "bad.yaml",
@@ -540,6 +559,13 @@ async fn get_prints_tables_and_every_output_format() {
     assert!(out.is_empty(), "{out}");
     let out = cluster.ok(&["get", "ns"]).await;
     assert_eq!(row(&out, "kube-system")[1], "Active");
+    let out = cluster.ok(&["get", "nodes"]).await;
+    assert_eq!(row(&out, "harness")[1..3], ["Ready", "control-plane"]);
+    let jsonpath = "jsonpath={.items[*].status.addresses[?(@.type==\"InternalIP\")].address}";
+    assert_eq!(
+        cluster.ok(&["get", "nodes", "-o", jsonpath]).await,
+        "127.0.0.1"
+    );
 
     let err = cluster.fails(&["get", "deploy", "missing"]).await;
     assert!(

@@ -17,7 +17,6 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::error;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, parse_duration, system_hostname};
@@ -269,9 +268,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // A crash fault is logged where it fires; everything else is worth a line on stderr.
+            // A crash fault is logged where it fires; everything else gets one line on stderr.
             if !matches!(err, Error::Crash { .. }) {
-                error!(error = %err, "exiting");
                 eprintln!("hostbot: {}", error_chain(&err));
             }
             ExitCode::from(err.exit_code())

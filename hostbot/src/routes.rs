@@ -278,10 +278,9 @@ impl App {
     /// `{"time":...,"host":...,"version":...,"config":...}`, built by hand: this is the hot
     /// path, and only the time (and rarely the hash, plain hex) changes between requests.
     fn index_body(&self, config_hash: Option<&str>) -> Vec<u8> {
-        let time = chrono::Local::now().to_rfc3339_opts(SecondsFormat::Micros, false);
-        let mut body = Vec::with_capacity(64 + time.len() + self.index_tail.len());
+        let mut body = Vec::with_capacity(96 + self.index_tail.len());
         body.extend_from_slice(b"{\"time\":\"");
-        body.extend_from_slice(time.as_bytes());
+        write_rfc3339_micros(&mut body, &chrono::Local::now());
         body.push(b'"');
         body.extend_from_slice(self.index_tail.as_bytes());
         if let Some(hash) = config_hash {
@@ -335,6 +334,44 @@ impl App {
             )),
         }
     }
+}
+
+/// Appends `now` as RFC 3339 with microseconds and a numeric offset
+/// (`2026-11-22T09:00:00.123456+09:00`), the same text as chrono's
+/// `to_rfc3339_opts(SecondsFormat::Micros, false)` without its allocation and generic formatting.
+fn write_rfc3339_micros<Tz: chrono::TimeZone>(out: &mut Vec<u8>, now: &chrono::DateTime<Tz>) {
+    use chrono::{Datelike as _, Offset as _, Timelike as _};
+    let local = now.naive_local();
+    let year = local.year();
+    if !(0..=9999).contains(&year) {
+        out.extend_from_slice(now.to_rfc3339_opts(SecondsFormat::Micros, false).as_bytes());
+        return;
+    }
+    let digits = |out: &mut Vec<u8>, value: u32, width: u32| {
+        for place in (0..width).rev() {
+            out.push(b'0' + (value / 10u32.pow(place) % 10) as u8);
+        }
+    };
+    digits(out, year as u32, 4);
+    out.push(b'-');
+    digits(out, local.month(), 2);
+    out.push(b'-');
+    digits(out, local.day(), 2);
+    out.push(b'T');
+    digits(out, local.hour(), 2);
+    out.push(b':');
+    digits(out, local.minute(), 2);
+    out.push(b':');
+    digits(out, local.second(), 2);
+    out.push(b'.');
+    // A leap second shows as nanoseconds >= 1e9; chrono prints it as second 60, we clamp.
+    digits(out, (local.nanosecond() / 1000).min(999_999), 6);
+    let offset = now.offset().fix().local_minus_utc();
+    out.push(if offset < 0 { b'-' } else { b'+' });
+    let minutes = offset.unsigned_abs() / 60;
+    digits(out, minutes / 60, 2);
+    out.push(b':');
+    digits(out, minutes % 60, 2);
 }
 
 fn respond(
@@ -420,6 +457,28 @@ mod tests {
             text.contains('.')
                 && (text.ends_with(":00") || text.contains('+') || text.contains('-'))
         );
+    }
+
+    #[test]
+    fn time_format_matches_chrono() {
+        use chrono::{FixedOffset, TimeZone as _};
+        let cases = [
+            (0, 0, 0),
+            (9 * 3600, 1_795_307_933, 123_456_789),
+            (-(3 * 3600 + 30 * 60), 1_795_307_933, 999_999_999),
+            (5 * 3600 + 45 * 60, 951_782_400, 1_000),
+            (0, 253_402_300_799, 500_000_000),
+        ];
+        for (offset, secs, nanos) in cases {
+            let zone = FixedOffset::east_opt(offset).unwrap();
+            let time = zone.timestamp_opt(secs, nanos).unwrap();
+            let mut ours = Vec::new();
+            write_rfc3339_micros(&mut ours, &time);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                time.to_rfc3339_opts(SecondsFormat::Micros, false)
+            );
+        }
     }
 
     #[tokio::test]

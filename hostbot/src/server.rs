@@ -276,6 +276,7 @@ impl Server {
             () = self.tracker.wait() => {}
             () = tokio::time::sleep(config.shutdown_timeout) => {
                 let open = app.metrics.connections_open();
+                warn!(open, "shutdown timeout: cutting the remaining connections");
                 self.shared.kill();
                 self.tracker.wait().await;
                 return Err(Error::ShutdownTimeout { open, timeout: config.shutdown_timeout });
@@ -567,8 +568,10 @@ impl AsyncWrite for Tracked {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    /// hyper shuts the write side down just before it drops the connection; the `close(2)` of
+    /// the drop sends the same FIN, so the extra `shutdown(2)` per connection is skipped.
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -114,10 +114,10 @@ where
                     }
                 };
                 match frame.opcode {
-                    OP_BINARY | OP_CONTINUATION | OP_TEXT => {
-                        if inner_write.write_all(&frame.payload).await.is_err() {
-                            break;
-                        }
+                    OP_BINARY | OP_CONTINUATION | OP_TEXT
+                        if inner_write.write_all(&frame.payload).await.is_err() =>
+                    {
+                        break;
                     }
                     OP_PING => {
                         let pong = encode(OP_PONG, &frame.payload);
@@ -170,7 +170,7 @@ mod tests {
     fn accept_key_matches_rfc_6455_example() {
         assert_eq!(
             accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBXTi2rZ7Pb0cYRVtF3PAM="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 

@@ -89,7 +89,7 @@ impl ClusterOps for EmbeddedOps {
         Ok(pods.iter().map(pod_info).collect())
     }
 
-    async fn kill_container(&self, pod: &str) -> anyhow::Result<()> {
+    async fn kill_container(&self, pod: &str, hard: bool) -> anyhow::Result<()> {
         let found: Pod = self
             .cluster
             .get(&self.namespace, pod)
@@ -101,7 +101,7 @@ impl ClusterOps for EmbeddedOps {
         if !self
             .cluster
             .kubelet()
-            .kill_container(&self.namespace, pod, &container)
+            .signal_container(&self.namespace, pod, &container, hard)
         {
             bail!("container {container} of pod {pod} is not running");
         }

@@ -149,7 +149,7 @@ impl ClusterOps for KubeOps {
         Ok(pods.items.iter().map(pod_info).collect())
     }
 
-    async fn kill_container(&self, pod: &str) -> anyhow::Result<()> {
+    async fn kill_container(&self, pod: &str, _hard: bool) -> anyhow::Result<()> {
         bail!(
             "cannot kill a container process of pod {pod} through the API; this step needs the embedded cluster"
         )

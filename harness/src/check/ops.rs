@@ -15,6 +15,8 @@ pub struct PodInfo {
     pub name: String,
     pub ready: bool,
     pub terminating: bool,
+    /// Container restarts, summed over the pod's containers.
+    pub restarts: i32,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -22,6 +24,8 @@ pub struct PodInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RolloutState {
     pub complete: bool,
+    /// The Deployment's `deployment.kubernetes.io/revision` (empty before the first sync).
+    pub revision: String,
     /// kubectl's `rollout status` sentence, for messages.
     pub message: String,
 }
@@ -41,8 +45,9 @@ pub trait ClusterOps: Send + Sync {
     fn delete(&self, kind: &str, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// The pods whose labels match `selector` (kubectl's `-l` syntax).
     fn pods(&self, selector: &str) -> impl Future<Output = anyhow::Result<Vec<PodInfo>>> + Send;
-    /// Kills the first container of a pod as a crash would.
-    fn kill_container(&self, pod: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Signals the first container's process of a pod from the node: SIGKILL when `hard` (a
+    /// crash), else SIGTERM; the kubelet restarts it either way.
+    fn kill_container(&self, pod: &str, hard: bool) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// The rollout state of a Deployment, as `kubectl rollout status` judges it.
     fn rollout(
         &self,
@@ -69,6 +74,11 @@ pub fn pod_info(pod: &Pod) -> PodInfo {
         name: pod.metadata.name.clone().unwrap_or_default(),
         ready,
         terminating: pod.metadata.deletion_timestamp.is_some(),
+        restarts: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map_or(0, |c| c.iter().map(|c| c.restart_count).sum()),
         labels: pod.metadata.labels.clone().unwrap_or_default(),
     }
 }
@@ -120,7 +130,18 @@ pub fn rollout_state(d: &Deployment) -> RolloutState {
     } else {
         (true, format!("deployment {name:?} successfully rolled out"))
     };
-    RolloutState { complete, message }
+    let revision = d
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+        .cloned()
+        .unwrap_or_default();
+    RolloutState {
+        complete,
+        revision,
+        message,
+    }
 }
 
 /// The merge patch of `kubectl rollout restart`.

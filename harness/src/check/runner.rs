@@ -77,9 +77,24 @@ pub async fn run<O: ClusterOps>(
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<ScenarioResult> {
     for path in &scenario.setup {
-        ops.apply(&scenario.dir.join(path))
+        let path = scenario.dir.join(path);
+        ops.apply(&path)
             .await
             .with_context(|| format!("scenario {:?}: setup", scenario.name))?;
+        for manifest in crate::manifest::load_path(&path)? {
+            if manifest.object.kind() == crate::object::Kind::Deployment {
+                let step = WaitStep {
+                    rollout: Some(manifest.object.name().to_owned()),
+                    ready: None,
+                    selector: None,
+                    timeout: None,
+                    allow_timeout: false,
+                };
+                wait_for(ops, &step)
+                    .await
+                    .with_context(|| format!("scenario {:?}: setup", scenario.name))?;
+            }
+        }
     }
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
@@ -276,7 +291,7 @@ fn describe(step: &Step) -> String {
         Step::UpdateConfigMap(c) => format!("update configmap/{}", c.name),
         Step::DeletePods(d) => format!("delete {} pod(s) -l {}", d.count, d.selector),
         Step::Delete(o) => format!("delete {}/{}", o.kind.to_lowercase(), o.name),
-        Step::Kill(k) => format!("kill a container process -l {}", k.selector),
+        Step::Kill(k) => format!("kill -{} a container process -l {}", k.signal, k.selector),
         Step::WaitFor(w) => match (&w.rollout, &w.selector) {
             (Some(d), _) => format!("wait for rollout of deployment/{d}"),
             (None, Some(s)) => format!("wait for {} ready pod(s) -l {s}", w.ready.unwrap_or(1)),
@@ -310,8 +325,19 @@ async fn run_step<O: ClusterOps>(
             let old = current_config(configs);
             let mut patch = serde_json::json!({});
             merge(&mut patch, &serde_json::json!({"data": c.data}));
+            let revision = match &c.restarts {
+                Some(deployment) => Some(ops.rollout(deployment).await?.revision),
+                None => None,
+            };
             let t0 = started.elapsed();
             ops.merge_patch("ConfigMap", &c.name, patch).await?;
+            if let (Some(deployment), Some(before)) = (&c.restarts, revision) {
+                wait_until(Duration::from_secs(60), || async {
+                    Ok(ops.rollout(deployment).await?.revision != before)
+                })
+                .await
+                .with_context(|| format!("deployment/{deployment} was not restarted by the ConfigMap change"))?;
+            }
             if c.wait_propagated {
                 let old = old.context("no reply carried a config hash before the update")?;
                 return wait_propagated(configs, &old, t0).await.map(Some);
@@ -348,7 +374,20 @@ async fn run_step<O: ClusterOps>(
                 .iter()
                 .find(|p| p.ready && !p.terminating)
                 .with_context(|| format!("no ready pod matches {}", k.selector))?;
-            ops.kill_container(&victim.name).await?;
+            let hard = match k.signal.to_ascii_uppercase().trim_start_matches("SIG") {
+                "TERM" => false,
+                "KILL" => true,
+                other => bail!("unsupported signal {other:?}: use TERM or KILL"),
+            };
+            ops.kill_container(&victim.name, hard).await?;
+            // The pod keeps its name and restarts its container; wait until it is ready again.
+            let (name, before) = (victim.name.clone(), victim.restarts);
+            wait_until(Duration::from_secs(120), || async {
+                let pods = ops.pods(&k.selector).await?;
+                Ok(pods.iter().any(|p| p.name == name && p.ready && p.restarts > before))
+            })
+            .await
+            .with_context(|| format!("pod {name} did not become ready again after the kill"))?;
         }
         Step::WaitFor(w) => wait_for(ops, w).await?,
         Step::Sleep(d) => tokio::time::sleep(parse_duration(d).map_err(anyhow::Error::msg)?).await,

@@ -98,6 +98,10 @@ pub struct ConfigMapStep {
     /// Wait until every response carries the new config (a mounted ConfigMap).
     #[serde(default)]
     pub wait_propagated: bool,
+    /// A Deployment the update must restart (Reloader annotations): wait until its rollout
+    /// has begun, i.e. its revision changed.
+    #[serde(default)]
+    pub restarts: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -113,6 +117,13 @@ pub struct DeletePodsStep {
 #[serde(deny_unknown_fields)]
 pub struct KillStep {
     pub selector: String,
+    /// `TERM` (default, like the `kill` command: the process may drain) or `KILL` (a crash).
+    #[serde(default = "term")]
+    pub signal: String,
+}
+
+fn term() -> String {
+    "TERM".into()
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -181,7 +192,7 @@ steps:
       kind: Deployment
       name: {deployment}
       patch: {{metadata: {{annotations: {{reloader.stakater.com/auto: \"true\"}}}}}}
-  - update-config-map: {{name: {configmap}, data: {{greeting: restarted}}}}
+  - update-config-map: {{name: {configmap}, data: {{greeting: restarted}}, restarts: {deployment}}}
   - wait-for: {{rollout: {deployment}}}
 "
             ),

@@ -123,7 +123,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
             .await
         };
         match target.await {
-            Ok(target) => run_all(&ops, target, &scenarios, &options, &args, cluster).await,
+            Ok(target) => run_all(&ops, &workload, target, &scenarios, &options, &args, cluster).await,
             Err(err) => Err(err),
         }
     } else {
@@ -151,6 +151,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
             let local = forward.local_addrs()[0];
             run_all(
                 &ops,
+                &workload,
                 local,
                 &scenarios,
                 &options,
@@ -178,6 +179,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
 
 async fn run_all<O: ClusterOps>(
     ops: &O,
+    workload: &Workload,
     target: SocketAddr,
     scenarios: &[Scenario],
     options: &RunOptions,
@@ -195,7 +197,12 @@ async fn run_all<O: ClusterOps>(
         options.slo * 100.0
     );
     let mut results = Vec::new();
-    for scenario in scenarios {
+    for (i, scenario) in scenarios.iter().enumerate() {
+        if i > 0 {
+            // Each scenario starts from the shipped manifests, whatever the last one left.
+            ops.apply(&args.manifests).await.context("restoring the manifests")?;
+            wait_ready(ops, &workload.deployment, args.ready_timeout).await?;
+        }
         let started = Instant::now();
         eprintln!("\n▶ {}: {}", scenario.name, scenario.description);
         let progress =

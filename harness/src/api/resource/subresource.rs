@@ -111,6 +111,10 @@ pub async fn handle(
             }
             portforward::handle(context, &namespace, name, request)
         }
+        (Kind::Pod, "exec" | "attach", _) => Err(ApiError::bad_request(format!(
+            "pods/{subresource} is not supported by the harness: its containers are processes on \
+             this machine, so run the command there directly"
+        ))),
         (_, "status" | "scale" | "log" | "portforward", _) => Err(ApiError::method_not_allowed(
             method.as_str(),
             &format!("{}/{subresource}", target.kind.plural()),

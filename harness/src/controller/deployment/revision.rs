@@ -256,7 +256,7 @@ pub fn new_replica_set(d: &Deployment) -> ReplicaSet {
         },
         spec: Some(ReplicaSetSpec {
             replicas: Some(0),
-            min_ready_seconds: Some(spec.min_ready_seconds.unwrap_or(0)),
+            min_ready_seconds: spec.min_ready_seconds.filter(|&s| s != 0),
             selector,
             template: Some(template),
         }),

@@ -18,13 +18,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::revision::{
-    self, available, by_creation, by_revision, desired_annotation, equal_ignore_hash,
-    max_annotation, max_revision, new_replica_set, replicas, replicas_annotations_need_update,
-    set_deployment_revision, set_new_rs_annotations, set_replicas_annotations, status_replicas,
+    self, by_creation, by_revision, equal_ignore_hash, max_revision, new_replica_set, replicas,
+    replicas_annotations_need_update, set_deployment_revision, set_new_rs_annotations,
+    set_replicas_annotations, status_replicas,
 };
 use super::status::{self, PROGRESSING, get_condition, progress_deadline, set_condition};
-use crate::controller::rollout::{self, Fenceposts, ProportionInput, Strategy};
-use crate::podutil::owner_of;
+use crate::controller::rollout::{self, Fenceposts, Strategy};
 
 /// The default of `revisionHistoryLimit`.
 const DEFAULT_HISTORY_LIMIT: i32 = 10;
@@ -286,7 +285,7 @@ impl Sync<'_> {
                 set_new_rs_annotations(&self.d, &mut rs, new_revision, true, (0, 0));
             let spec = rs.spec.get_or_insert_with(Default::default);
             if annotations_updated || spec.min_ready_seconds.unwrap_or(0) != min_ready {
-                spec.min_ready_seconds = Some(min_ready);
+                spec.min_ready_seconds = (min_ready != 0).then_some(min_ready);
                 self.rss[i] = rs.clone();
                 self.actions.push(Action::UpdateReplicaSet(rs));
                 return Some(i);
@@ -372,288 +371,6 @@ impl Sync<'_> {
         size_changes
     }
 
-    /// `rolloutRolling`.
-    fn rollout_rolling(&mut self) -> Step {
-        let (new, old) = self.get_all(true);
-        let new = new.ok_or("the new replica set was not planned")?;
-        let mut all = old.clone();
-        all.push(new);
-        if self.reconcile_new(&all, new) {
-            self.sync_rollout_status(&all, Some(new));
-            return Ok(());
-        }
-        let active_old = self.active(old.iter().copied());
-        if self.reconcile_old(&all, active_old, new)? {
-            self.sync_rollout_status(&all, Some(new));
-            return Ok(());
-        }
-        let current = self.d.status.clone().unwrap_or_default();
-        if status::complete(&self.d, &current) {
-            self.cleanup(&old);
-        }
-        self.sync_rollout_status(&all, Some(new));
-        Ok(())
-    }
-
-    /// `reconcileNewReplicaSet`.
-    fn reconcile_new(&mut self, all: &[usize], new: usize) -> bool {
-        let current = replicas(&self.rss[new]);
-        if current == self.replicas {
-            return false;
-        }
-        if current > self.replicas {
-            return self.scale_and_record(new, self.replicas);
-        }
-        let total = self.sum(all, replicas);
-        let count =
-            rollout::new_rs_new_replicas(self.replicas, self.fence.max_surge, total, current);
-        self.scale_and_record(new, count)
-    }
-
-    /// `reconcileOldReplicaSets`: clean up unhealthy old pods, then scale old ReplicaSets down
-    /// as far as availability allows.
-    fn reconcile_old(&mut self, all: &[usize], old: Vec<usize>, new: usize) -> Step<bool> {
-        if self.sum(&old, replicas) == 0 {
-            return Ok(false);
-        }
-        let max_scaled_down = rollout::max_scaled_down(
-            self.sum(all, replicas),
-            self.replicas,
-            self.fence.max_unavailable,
-            replicas(&self.rss[new]),
-            available(&self.rss[new]),
-        );
-        if max_scaled_down <= 0 {
-            return Ok(false);
-        }
-        let cleaned = self.cleanup_unhealthy(&old, max_scaled_down)?;
-        let mut all = old.clone();
-        all.push(new);
-        let scaled = self.scale_down_old_for_rolling(&all, &old);
-        Ok(cleaned + scaled > 0)
-    }
-
-    /// `cleanupUnhealthyReplicas`: scale old ReplicaSets down by their unavailable pods, oldest
-    /// first, up to `max`.
-    fn cleanup_unhealthy(&mut self, old: &[usize], max: i32) -> Step<i32> {
-        let mut total = 0;
-        for &i in old {
-            if total >= max {
-                break;
-            }
-            let (spec, ready) = (replicas(&self.rss[i]), available(&self.rss[i]));
-            if spec == 0 || spec == ready {
-                continue;
-            }
-            let count = (max - total).min(spec - ready);
-            let new_count = spec - count;
-            if new_count > spec {
-                return Err(format!(
-                    "when cleaning up unhealthy replicas, got invalid request to scale down {} {spec} -> {new_count}",
-                    rs_name(&self.rss[i])
-                ));
-            }
-            self.scale_and_record(i, new_count);
-            total += count;
-        }
-        Ok(total)
-    }
-
-    /// `scaleDownOldReplicaSetsForRollingUpdate`.
-    fn scale_down_old_for_rolling(&mut self, all: &[usize], old: &[usize]) -> i32 {
-        let budget = rollout::available_scale_down(
-            self.sum(all, available),
-            self.replicas,
-            self.fence.max_unavailable,
-        );
-        let mut total = 0;
-        for &i in old {
-            if total >= budget {
-                break;
-            }
-            let spec = replicas(&self.rss[i]);
-            if spec == 0 {
-                continue;
-            }
-            let count = spec.min(budget - total);
-            self.scale_and_record(i, spec - count);
-            total += count;
-        }
-        total
-    }
-
-    /// `rolloutRecreate`.
-    fn rollout_recreate(&mut self) -> Step {
-        let (mut new, old) = self.get_all(false);
-        let mut all = old.clone();
-        all.extend(new);
-        let mut scaled_down = false;
-        for i in self.active(old.iter().copied()) {
-            scaled_down |= self.scale_and_record(i, 0);
-        }
-        if scaled_down || self.old_pods_running(new, &old) {
-            self.sync_rollout_status(&all, new);
-            return Ok(());
-        }
-        if new.is_none() {
-            let (created, old) = self.get_all(true);
-            new = created;
-            all = old;
-            all.extend(new);
-        }
-        let new = new.ok_or("the new replica set was not planned")?;
-        self.scale_and_record(new, self.replicas);
-        let current = self.d.status.clone().unwrap_or_default();
-        if status::complete(&self.d, &current) {
-            self.cleanup(&old);
-        }
-        self.sync_rollout_status(&all, Some(new));
-        Ok(())
-    }
-
-    /// `oldPodsRunning`: an old ReplicaSet still reports pods, or a pod of one is not finished.
-    fn old_pods_running(&self, new: Option<usize>, old: &[usize]) -> bool {
-        if self.sum(old, status_replicas) > 0 {
-            return true;
-        }
-        let new_uid = new.and_then(|i| self.rss[i].metadata.uid.as_deref());
-        let old_uids: Vec<&str> = old
-            .iter()
-            .filter_map(|&i| self.rss[i].metadata.uid.as_deref())
-            .collect();
-        self.pods.iter().any(|pod| {
-            let Some(owner) = owner_of(&pod.metadata) else {
-                return false;
-            };
-            Some(owner.uid.as_str()) != new_uid
-                && old_uids.contains(&owner.uid.as_str())
-                && !crate::podutil::is_pod_terminal(pod)
-        })
-    }
-
-    /// `isScalingEvent`: an active ReplicaSet was sized for a different `replicas`.
-    fn is_scaling_event(&mut self) -> bool {
-        let (new, old) = self.get_all(false);
-        let mut all = old;
-        all.extend(new);
-        let replicas = self.replicas;
-        self.active(all)
-            .into_iter()
-            .filter_map(|i| desired_annotation(&self.rss[i]))
-            .any(|desired| desired != replicas)
-    }
-
-    /// `sync`: scaling and status only, for paused Deployments and scaling events.
-    fn sync(&mut self) -> Step {
-        let (new, old) = self.get_all(false);
-        self.scale_all(new, &old);
-        if self.paused() {
-            self.cleanup(&old);
-        }
-        let mut all = old;
-        all.extend(new);
-        self.sync_status(&all, new);
-        Ok(())
-    }
-
-    /// `scale`: a single active ReplicaSet takes the whole size; otherwise the change is shared
-    /// in proportion among active ReplicaSets (largest first), leftovers to the first.
-    fn scale_all(&mut self, new: Option<usize>, old: &[usize]) {
-        if let Some(i) = self.active_or_latest(new, old) {
-            if replicas(&self.rss[i]) != self.replicas {
-                self.scale_and_record(i, self.replicas);
-            }
-            return;
-        }
-        if self.is_saturated(new) {
-            for i in self.active(old.iter().copied()) {
-                self.scale_and_record(i, 0);
-            }
-            return;
-        }
-        if !matches!(self.strategy, Strategy::RollingUpdate { .. }) {
-            return;
-        }
-        let mut all = self.active(old.iter().copied().chain(new));
-        let allowed = if self.replicas > 0 {
-            self.replicas + self.fence.max_surge
-        } else {
-            0
-        };
-        let to_add = allowed - self.sum(&all, replicas);
-        let rss = &self.rss;
-        let op = match to_add.signum() {
-            1 => {
-                // Larger first; among equals, newer first.
-                all.sort_by(|&a, &b| {
-                    replicas(&rss[b])
-                        .cmp(&replicas(&rss[a]))
-                        .then_with(|| by_creation(&rss[b], &rss[a]))
-                });
-                "up"
-            }
-            -1 => {
-                // Larger first; among equals, older first.
-                all.sort_by(|&a, &b| {
-                    replicas(&rss[b])
-                        .cmp(&replicas(&rss[a]))
-                        .then_with(|| by_creation(&rss[a], &rss[b]))
-                });
-                "down"
-            }
-            _ => "",
-        };
-        let status_replicas = self.d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        let mut added = 0;
-        let mut sizes = Vec::with_capacity(all.len());
-        for &i in &all {
-            let rs = &self.rss[i];
-            let share = rollout::proportion(&ProportionInput {
-                rs_replicas: replicas(rs),
-                annotated_max: max_annotation(rs),
-                status_replicas,
-                replicas: self.replicas,
-                max_surge: self.fence.max_surge,
-                to_add,
-                added,
-            });
-            sizes.push(replicas(rs) + share);
-            added += share;
-        }
-        for (k, &i) in all.iter().enumerate() {
-            let mut size = sizes[k];
-            if k == 0 && to_add != 0 {
-                size = (size + to_add - added).max(0);
-            }
-            self.scale(i, size, op);
-        }
-    }
-
-    /// `FindActiveOrLatest`: the one active ReplicaSet; with none, the new or newest one.
-    fn active_or_latest(&self, new: Option<usize>, old: &[usize]) -> Option<usize> {
-        if new.is_none() && old.is_empty() {
-            return None;
-        }
-        let mut newest_first = old.to_vec();
-        newest_first.sort_by(|&a, &b| by_creation(&self.rss[b], &self.rss[a]));
-        let active = self.active(newest_first.iter().copied().chain(new));
-        match active.len() {
-            0 => new.or(newest_first.first().copied()),
-            1 => Some(active[0]),
-            _ => None,
-        }
-    }
-
-    /// `IsSaturated`: the new ReplicaSet is at full size, sized for it, and fully available.
-    fn is_saturated(&self, new: Option<usize>) -> bool {
-        let Some(rs) = new.map(|i| &self.rss[i]) else {
-            return false;
-        };
-        desired_annotation(rs) == Some(self.replicas)
-            && replicas(rs) == self.replicas
-            && available(rs) == self.replicas
-    }
-
     /// `cleanupDeployment`: delete the oldest ReplicaSets beyond `revisionHistoryLimit` that
     /// have no pods and whose controller has seen their last change.
     fn cleanup(&mut self, old: &[usize]) {
@@ -728,5 +445,8 @@ impl Sync<'_> {
     }
 }
 
+mod recreate;
+mod rolling;
+mod scale;
 #[cfg(test)]
 mod tests;
