@@ -161,6 +161,46 @@ pub fn build_static_hostbot() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// The debug `harness` binary (with `hostbot` beside it), built once per test process with the
+/// same cargo that runs the tests, so end-to-end tests never run a stale build.
+pub fn harness_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            run(Command::new(cargo)
+                .current_dir(&root)
+                .args(["build", "-p", "harness", "-p", "hostbot"]))
+            .map_err(|e| format!("{e:#}"))?;
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target"));
+            let binary = target.join("debug/harness");
+            if binary.is_file() {
+                Ok(binary)
+            } else {
+                Err(format!("cargo built no {}", binary.display()))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// The process ids of running programs whose executable is named `name`.
+pub fn pids_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == name)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -935,7 +935,7 @@ async fn sigterm_ignored_means_sigkill_at_the_end_of_the_grace_period() {
     let took = started.elapsed();
     // At least the 2 s minimum after SIGTERM (upstream's minimumGracePeriodInSeconds).
     assert!(took >= Duration::from_millis(1900), "{took:?}");
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
     wait_dead(pid, 2).await;
     f.shutdown().await;
 }

@@ -102,8 +102,8 @@ enum Route {
 }
 
 impl Route {
-    /// The route for `method path`, or the error answer (404, 405).
-    fn of(method: &Method, path: &str) -> Result<Route, Response<Full<Bytes>>> {
+    /// The route for `method path`, or why there is none (404, 405).
+    fn of(method: &Method, path: &str) -> Result<Route, Rejection> {
         let (route, post) = match path {
             "/" => (Route::Index, false),
             "/config" => (Route::Config, false),
@@ -115,22 +115,56 @@ impl Route {
                 let enable = path.ends_with("/enable");
                 (Route::Toggle { readiness, enable }, true)
             }
-            _ => return Err(json_error(StatusCode::NOT_FOUND, "not found")),
+            _ => return Err(Rejection::NotFound),
         };
         let allowed = if post {
             method == Method::POST
         } else {
             method == Method::GET || method == Method::HEAD
         };
-        if allowed {
-            return Ok(route);
+        match (allowed, post) {
+            (true, _) => Ok(route),
+            (false, true) => Err(Rejection::MethodNotAllowed { allow: "POST" }),
+            (false, false) => Err(Rejection::MethodNotAllowed { allow: "GET, HEAD" }),
         }
-        let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-        let allow = if post { "POST" } else { "GET, HEAD" };
+    }
+}
+
+/// A request refused before it reaches its route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rejection {
+    NotFound,
+    MethodNotAllowed { allow: &'static str },
+    BodyTooLarge,
+    BodyTimeout,
+    BadBody(String),
+}
+
+impl Rejection {
+    fn response(self) -> Response<Full<Bytes>> {
+        let (status, message, header) = match &self {
+            Rejection::NotFound => (StatusCode::NOT_FOUND, "not found", None),
+            Rejection::MethodNotAllowed { allow } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                Some((header::ALLOW, *allow)),
+            ),
+            // The unread rest of the body makes the connection unusable: say so.
+            Rejection::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+                Some((header::CONNECTION, "close")),
+            ),
+            Rejection::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request body timeout", None),
+            Rejection::BadBody(reason) => (StatusCode::BAD_REQUEST, reason.as_str(), None),
+        };
+        let mut response = json_error(status, message);
+        if let Some((name, value)) = header {
+            response
+                .headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
         response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
-        Err(response)
     }
 }
 
@@ -169,12 +203,13 @@ impl App {
             )
         });
 
-        let mut response = match Route::of(req.method(), req.uri().path()) {
+        let route = Route::of(req.method(), req.uri().path());
+        let mut response = match route {
             Ok(route) => match self.drain_body(req).await {
                 Ok(()) => self.route(route).await,
-                Err(response) => response,
+                Err(rejection) => rejection.response(),
             },
-            Err(response) => response,
+            Err(rejection) => rejection.response(),
         };
 
         if self.health.draining() {
@@ -295,26 +330,19 @@ impl App {
     /// Reads and discards a request body, enforcing the size limit and a deadline (the header
     /// timeout: a body trickling in is a slowloris too). No route uses a body, but reading it
     /// keeps the connection reusable.
-    async fn drain_body<B>(&self, req: Request<B>) -> Result<(), Response<Full<Bytes>>>
+    async fn drain_body<B>(&self, req: Request<B>) -> Result<(), Rejection>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
         let limit = self.config.max_body_size;
-        let too_large = || {
-            let mut response = json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        };
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit as u64) {
-            return Err(too_large());
+            return Err(Rejection::BodyTooLarge);
         }
         let body = req.into_body();
         if body.is_end_stream() {
@@ -323,15 +351,9 @@ impl App {
         let collect = Limited::new(body, limit).collect();
         match tokio::time::timeout(self.config.header_timeout, collect).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) if err.is::<LengthLimitError>() => Err(too_large()),
-            Ok(Err(err)) => Err(json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("reading request body: {err}"),
-            )),
-            Err(_) => Err(json_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body timeout",
-            )),
+            Ok(Err(err)) if err.is::<LengthLimitError>() => Err(Rejection::BodyTooLarge),
+            Ok(Err(err)) => Err(Rejection::BadBody(format!("reading request body: {err}"))),
+            Err(_) => Err(Rejection::BodyTimeout),
         }
     }
 }

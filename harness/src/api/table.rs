@@ -3,6 +3,7 @@
 //! from [`printer`]). Columns with `priority: 1` only show with `-o wide`; the server always
 //! fills every cell, as upstream does. AGE is computed here as upstream's `HumanDuration`.
 
+mod pod;
 mod printer;
 
 pub use printer::format_selector;

@@ -16,9 +16,9 @@ use super::super::status::ApiError;
 use super::super::strict::{self, Validation};
 use super::super::table::format_selector;
 use super::super::{Context, LogOptions, portforward};
+use super::write::{has_status, keep_status, patch_object, write};
 use super::{
-    Format, PATCH_ATTEMPTS, get, has_status, keep_status, object_response, patch_object,
-    patch_type_of, read_json, with_warnings, write,
+    Format, PATCH_ATTEMPTS, get, object_response, patch_type_of, read_json, with_warnings,
 };
 use crate::error::Error;
 use crate::object::{Kind, Object, ObjectKey};
