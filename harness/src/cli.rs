@@ -1,6 +1,7 @@
 //! Command-line parsing and the three commands.
 
 mod check;
+mod load;
 mod up;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ pub enum Command {
     /// Start the embedded cluster in the foreground and serve a Kubernetes API on 127.0.0.1 for
     /// kubectl (prints `export KUBECONFIG=...`).
     Up(up::UpArgs),
+    /// Send the checker's open-loop load to one address and print what came back (no cluster).
+    Load(load::LoadArgs),
 }
 
 /// Which container runtime runs pods.
@@ -67,5 +70,6 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Load(args) => load::run(args).await,
     }
 }

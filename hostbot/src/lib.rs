@@ -11,7 +11,7 @@
 //!
 //! - `config`: [`Config`], the settings of one instance, and the duration syntax they use.
 //! - `faults`: [`Faults`], the knobs that make an instance slow, flaky, crashing or deaf.
-//! - `server`: the accept loop, per-connection timeouts and the shutdown sequence behind [`run`].
+//! - `server`: accept loops, per-connection timeouts and the shutdown sequence behind [`run`].
 //! - `routes`: what each path answers; the part that knows HTTP semantics, not sockets.
 //! - `reload`: reading the config directory and following kubelet's atomic `..data` swaps.
 //! - `metrics`: request counters rendered in the Prometheus text format.

@@ -1,5 +1,7 @@
-//! The server behind [`run`]: the accept loop, one task per connection with its own timeouts,
-//! and the shutdown sequence.
+//! The server behind [`run`]: accept loops (one per runtime worker, so that accepting is not a
+//! one-thread bottleneck), one task per connection with its own timeouts, and the shutdown
+//! sequence. Everything shared lives in one [`Shared`] per instance; stop signals are atomic
+//! flags ([`Flag`]) because a cancellation token's `is_cancelled` takes a mutex.
 //!
 //! # Shutdown
 //!

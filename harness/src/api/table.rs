@@ -1,7 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` `Table` that kubectl asks for (`Accept:
-//! ...;as=Table;...`) when it prints `get` output, with upstream's columns per kind (cells come
-//! from [`printer`]). Columns with `priority: 1` only show with `-o wide`; the server always
-//! fills every cell, as upstream does. AGE is computed here as upstream's `HumanDuration`.
+//! ...;as=Table;...`) when it prints `get` output, with upstream's columns per kind (cells
+//! come from `pod` and `printer`). Columns with `priority: 1` only show with `-o wide`; the
+//! server always fills every cell, as upstream does. AGE is computed here as upstream's
+//! `HumanDuration`.
 
 mod pod;
 mod printer;

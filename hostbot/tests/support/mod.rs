@@ -89,17 +89,20 @@ impl Process {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn hostbot");
         let output = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
+        let readers: Vec<_> = [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
-        ] {
+        ]
+        .into_iter()
+        .map(|stream| {
             let output = Arc::clone(&output);
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     output.lock().unwrap().push(line);
                 }
-            });
-        }
+            })
+        })
+        .collect();
         let deadline = Instant::now() + PATIENCE;
         loop {
             let addr = output
@@ -115,8 +118,10 @@ impl Process {
                 });
             }
             if let Some(status) = child.try_wait().unwrap() {
-                // Let the reader threads catch the last lines.
-                std::thread::sleep(Duration::from_millis(50));
+                // The pipes reach EOF with the exit: the readers end with the last lines.
+                for reader in readers {
+                    let _ = reader.join();
+                }
                 return Err((status, output.lock().unwrap().clone()));
             }
             assert!(

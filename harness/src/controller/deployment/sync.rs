@@ -2,13 +2,12 @@
 //! ReplicaSets it owns and their pods, and returns the writes to make ([`Action`]s) in order.
 //!
 //! It follows upstream `pkg/controller/deployment` step by step: `syncDeployment` picks the path
-//! (paused or a scaling event: [`Sync::sync`]; otherwise Recreate or RollingUpdate),
-//! `getNewReplicaSet` finds or creates the ReplicaSet of the current template and keeps revisions,
-//! `reconcileNewReplicaSet`/`reconcileOldReplicaSets` do the surge/unavailable arithmetic of
-//! [`super::super::rollout`], `cleanupDeployment` trims history, and `syncRolloutStatus` writes
-//! status and conditions. Upstream writes as it goes; here the planner updates its own copies
-//! as if each write had succeeded, so later steps see what earlier ones did, and the caller
-//! applies the actions in the same order, stopping at the first failure.
+//! (paused or a scaling event: `scale`; otherwise `recreate` or `rolling`), `getNewReplicaSet`
+//! finds or creates the ReplicaSet of the current template and keeps revisions,
+//! `cleanupDeployment` trims history, and `syncRolloutStatus` writes status and conditions.
+//! Upstream writes as it goes; here the planner updates its own copies as if each write had
+//! succeeded, so later steps see what earlier ones did, and the caller applies the actions in the
+//! same order, stopping at the first failure.
 
 use std::time::Duration;
 
