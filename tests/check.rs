@@ -61,12 +61,21 @@ fn assert_lossless(args: &[&str]) {
         // Load really ran at the asked rate: at least 200 req/s over the scenario's timeline.
         let seconds = s["timeline"].as_array().unwrap().len() as f64 / 10.0;
         let requests = s["requests"].as_f64().unwrap();
-        assert!(requests >= 200.0 * (seconds - 0.5), "{name}: {requests} requests in {seconds} s");
-        assert!(s["per_host"].as_object().unwrap().len() >= 3, "{name}: traffic reached too few pods");
+        assert!(
+            requests >= 200.0 * (seconds - 0.5),
+            "{name}: {requests} requests in {seconds} s"
+        );
+        assert!(
+            s["per_host"].as_object().unwrap().len() >= 3,
+            "{name}: traffic reached too few pods"
+        );
     }
     // The rolling update really moved traffic from v1 to v2.
     let versions = &scenario(&report, "rolling-update")["per_version"];
-    assert!(versions["v1"].as_u64().unwrap() > 0 && versions["v2"].as_u64().unwrap() > 0, "{versions}");
+    assert!(
+        versions["v1"].as_u64().unwrap() > 0 && versions["v2"].as_u64().unwrap() > 0,
+        "{versions}"
+    );
     // ConfigMap propagation was measured.
     let propagation = &scenario(&report, "configmap-reload")["config_propagation_ms"];
     assert_eq!(propagation.as_array().unwrap().len(), 1, "{propagation}");
@@ -117,7 +126,10 @@ fn tutorial_outages_are_caught_and_measured() {
         let outage = s["longest_outage_ms"].as_f64().unwrap();
         assert!(outage > 500.0, "{name}: outage of only {outage} ms");
         // Without the expectation the same run is a failure.
-        assert!(s["reason"].as_str().unwrap().contains("expected outage"), "{name}");
+        assert!(
+            s["reason"].as_str().unwrap().contains("expected outage"),
+            "{name}"
+        );
     }
 }
 
@@ -136,11 +148,19 @@ fn the_same_breakage_without_expectation_fails_with_exit_1() {
         ),
     )
     .unwrap();
-    let (output, report) = check(&["--scenario", file.to_str().unwrap(), "--junit", dir.path().join("j.xml").to_str().unwrap()]);
+    let (output, report) = check(&[
+        "--scenario",
+        file.to_str().unwrap(),
+        "--junit",
+        dir.path().join("j.xml").to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let s = scenario(report.as_ref().unwrap(), "typo");
     assert_eq!(s["pass"], false);
-    assert!(s["reason"].as_str().unwrap().contains("below the SLO"), "{s}");
+    assert!(
+        s["reason"].as_str().unwrap().contains("below the SLO"),
+        "{s}"
+    );
     let junit = std::fs::read_to_string(dir.path().join("j.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
 }
@@ -170,7 +190,10 @@ fn bad_input_is_a_clear_error_with_exit_2() {
          users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
     )
     .unwrap();
-    assert_setup_error(&["--kubeconfig", kubeconfig.to_str().unwrap()], "unreachable");
+    assert_setup_error(
+        &["--kubeconfig", kubeconfig.to_str().unwrap()],
+        "unreachable",
+    );
 }
 
 #[test]
@@ -184,7 +207,14 @@ fn a_deployment_that_never_becomes_ready_is_a_setup_error() {
     }
     let manifests = dir.path().to_str().unwrap();
     assert_setup_error(
-        &["-f", manifests, "--ready-timeout", "3s", "--scenario", "pod-deletion"],
+        &[
+            "-f",
+            manifests,
+            "--ready-timeout",
+            "3s",
+            "--scenario",
+            "pod-deletion",
+        ],
         "did not become ready",
     );
 }

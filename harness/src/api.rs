@@ -1,5 +1,5 @@
 //! The Kubernetes API server that the real `kubectl` drives: [`serve`] listens on 127.0.0.1 over
-//! HTTPS (a CA and serving certificate made at start-up, see [`tls`]), requires the bearer token
+//! HTTPS (a CA and serving certificate made at start-up, see `tls`), requires the bearer token
 //! written into the kubeconfig, and answers discovery, OpenAPI, CRUD with subresources, watches,
 //! server-side Tables, the three patch flavours, pod logs and port-forwarding, all against the one
 //! [`Store`].

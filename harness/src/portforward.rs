@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::{Error, Result};
 use crate::object::{Kind, ObjectKey};
 use crate::proxy::ServiceProxy;
-use crate::proxy::relay::{EARLY_BYTES, bind, connect, describe, read_early, relay, reset};
+use crate::proxy::relay::{bind, connect, describe, relay, reset};
 use crate::selector::Selector;
 use crate::store::{Store, WatchEvent};
 pub use target::{PortPair, Target};
@@ -431,9 +431,7 @@ async fn serve(
         let (destination, namespace, cancel) =
             (destination.clone(), namespace.clone(), cancel.clone());
         tracker.spawn(tasks.track_future(async move {
-            let mut early = [0u8; EARLY_BYTES];
-            let n = read_early(&client, &mut early);
-            match open(&destination, &namespace, forwarded, &early[..n]).await {
+            match open(&destination, &namespace, forwarded).await {
                 Ok(backend) => relay(client, backend, &cancel).await,
                 Err(err) => {
                     tracing::warn!(
@@ -452,17 +450,14 @@ async fn open(
     destination: &Destination,
     namespace: &str,
     forwarded: Forwarded,
-    early: &[u8],
 ) -> std::io::Result<TcpStream> {
     match destination {
         Destination::Pod { ip } => {
             let addr = SocketAddr::new(*ip, forwarded.pod_port);
-            connect(addr, early, CONNECT_TIMEOUT).await
+            connect(addr, CONNECT_TIMEOUT).await
         }
         Destination::Service { proxy, name } => {
-            proxy
-                .connect_sending(namespace, name, forwarded.remote, early)
-                .await
+            proxy.connect(namespace, name, forwarded.remote).await
         }
     }
 }

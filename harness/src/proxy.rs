@@ -183,18 +183,6 @@ impl ServiceProxy {
         service: &str,
         port: u16,
     ) -> io::Result<TcpStream> {
-        self.connect_sending(namespace, service, port, &[]).await
-    }
-
-    /// [`ServiceProxy::connect`], sending `early` (bytes already read from a client) as soon as
-    /// the backend is connected.
-    pub(crate) async fn connect_sending(
-        &self,
-        namespace: &str,
-        service: &str,
-        port: u16,
-        early: &[u8],
-    ) -> io::Result<TcpStream> {
         let balancer = match self.balancer(namespace, service, port) {
             Some(b) => b,
             None => {
@@ -204,7 +192,7 @@ impl ServiceProxy {
                     .ok_or_else(|| unknown_port(namespace, service, port))?
             }
         };
-        listener::connect_backend(&balancer, Ipv4Addr::LOCALHOST.into(), early, self.options)
+        listener::connect_backend(&balancer, Ipv4Addr::LOCALHOST.into(), self.options)
             .await
             .map_err(|err| {
                 let key = ObjectKey::new(Kind::Service, namespace, service);

@@ -64,11 +64,6 @@ impl Balancer {
             .clone()
     }
 
-    /// Whether there is no ready backend at all.
-    pub fn is_empty(&self) -> bool {
-        self.snapshot().backends.is_empty()
-    }
-
     /// The current ready backends.
     pub fn backends(&self) -> Vec<SocketAddr> {
         self.snapshot().backends.clone()

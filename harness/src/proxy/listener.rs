@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::ProxyOptions;
 use super::balancer::Balancer;
-use super::relay::{EARLY_BYTES, bind, connect, describe, read_early, relay, reset};
+use super::relay::{bind, connect, describe, relay, reset};
 use crate::store::Store;
 
 /// The event reason recorded when a Service port cannot be bound.
@@ -55,14 +55,7 @@ impl Listener {
                     let cancel = self.connections.clone();
                     let options = self.options;
                     self.tracker.spawn(async move {
-                        if balancer.is_empty() {
-                            // Fail fast, before reading anything.
-                            reset(client);
-                            return;
-                        }
-                        let mut early = [0u8; EARLY_BYTES];
-                        let n = read_early(&client, &mut early);
-                        match connect_backend(&balancer, peer.ip(), &early[..n], options).await {
+                        match connect_backend(&balancer, peer.ip(), options).await {
                             Ok(backend) => relay(client, backend, &cancel).await,
                             Err(err) => {
                                 tracing::debug!(%addr, %peer, %err, "connection reset");
@@ -135,13 +128,11 @@ impl Listener {
     }
 }
 
-/// Connects to the backend the balancer picks for `client` and sends it `early` (bytes already
-/// read from the client). With `retry_refused`, a failed attempt is retried once on another
-/// backend.
+/// Connects to the backend the balancer picks for `client`. With `retry_refused`, a failed
+/// attempt is retried once on another backend.
 pub(super) async fn connect_backend(
     balancer: &Balancer,
     client: IpAddr,
-    early: &[u8],
     options: ProxyOptions,
 ) -> io::Result<TcpStream> {
     let Some(first) = balancer.pick(client) else {
@@ -150,11 +141,11 @@ pub(super) async fn connect_backend(
             "no ready endpoints",
         ));
     };
-    match connect(first, early, options.connect_timeout).await {
+    match connect(first, options.connect_timeout).await {
         Err(err) if options.retry_refused => match balancer.pick_other(client, first) {
             Some(second) => {
                 tracing::debug!(%first, %second, %err, "backend failed, retrying on another");
-                connect(second, early, options.connect_timeout).await
+                connect(second, options.connect_timeout).await
             }
             None => Err(err),
         },
