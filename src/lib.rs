@@ -201,6 +201,37 @@ pub fn pids_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Makes this test process the reaper of orphans: a process whose parent dies is re-parented to
+/// us instead of PID 1, so [`orphans_named`] can tell exactly what a program under test left
+/// behind, even while other programs on the machine start and stop processes of the same name.
+pub fn become_subreaper() {
+    #[allow(unsafe_code)]
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers and only sets a process flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Living (not zombie) processes named `name` whose parent is this process: after
+/// [`become_subreaper`] and once the program under test has exited, these are its leftovers.
+pub fn orphans_named(name: &str) -> Vec<u32> {
+    let me = std::process::id();
+    pids_named(name)
+        .into_iter()
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // The fields after the parenthesised command: state, ppid, ...
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let mut fields = after.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            state != "Z" && ppid == me
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,13 +7,14 @@
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use e2e::{harness_binary, pids_named, workspace_root};
+use e2e::{become_subreaper, harness_binary, orphans_named, workspace_root};
 use serde_json::Value;
 
 /// Checks share the machine's two cores; one at a time keeps their timing honest.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn check(args: &[&str]) -> (Output, Option<Value>) {
+    become_subreaper();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let output = Command::new(harness_binary().unwrap())
@@ -50,7 +51,6 @@ fn scenario<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 fn assert_lossless(args: &[&str]) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let before = pids_named("hostbot");
     let (output, report) = check(args);
     let report = report.unwrap_or_else(|| panic!("no report:\n{}", text(&output)));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
@@ -79,14 +79,12 @@ fn assert_lossless(args: &[&str]) {
     // ConfigMap propagation was measured.
     let propagation = &scenario(&report, "configmap-reload")["config_propagation_ms"];
     assert_eq!(propagation.as_array().unwrap().len(), 1, "{propagation}");
-    assert_nothing_left(&before);
+    assert_nothing_left();
 }
 
-fn assert_nothing_left(before: &[u32]) {
-    let left: Vec<u32> = pids_named("hostbot")
-        .into_iter()
-        .filter(|pid| !before.contains(pid))
-        .collect();
+/// Nothing the check started may outlive it: its orphans would be re-parented to us.
+fn assert_nothing_left() {
+    let left = orphans_named("hostbot");
     assert!(left.is_empty(), "hostbot processes left behind: {left:?}");
 }
 
@@ -166,12 +164,11 @@ fn the_same_breakage_without_expectation_fails_with_exit_1() {
 }
 
 fn assert_setup_error(args: &[&str], expect: &str) {
-    let before = pids_named("hostbot");
     let (output, _) = check(args);
     let shown = text(&output);
     assert_eq!(output.status.code(), Some(2), "{shown}");
     assert!(shown.contains(expect), "expected {expect:?} in:\n{shown}");
-    assert_nothing_left(&before);
+    assert_nothing_left();
 }
 
 #[test]

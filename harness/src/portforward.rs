@@ -428,8 +428,9 @@ async fn serve(
             }
         };
         tracing::debug!("Handling connection for {}", forwarded.local.port());
+        // A token of its own: polling the shared one locks a mutex on every wake-up.
         let (destination, namespace, cancel) =
-            (destination.clone(), namespace.clone(), cancel.clone());
+            (destination.clone(), namespace.clone(), cancel.child_token());
         tracker.spawn(tasks.track_future(async move {
             match open(&destination, &namespace, forwarded).await {
                 Ok(backend) => relay(client, backend, &cancel).await,

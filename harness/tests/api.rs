@@ -602,6 +602,35 @@ async fn port_forward_reaches_the_pod_over_websocket_and_spdy() {
         "{err}"
     );
     let _ = child.kill().await;
+
+    // The session ends with its pod, as a real port-forward does.
+    for websockets in [true, false] {
+        let name = format!("doomed-{websockets}");
+        cluster.running_pod(&name, &[("app", "doomed")], &backend.ip().to_string());
+        let (mut child, local) =
+            port_forward(&cluster, &format!("pod/{name}"), backend.port(), websockets).await;
+        assert_eq!(exchange(local, "before").await, "pong: before");
+        let gone = harness::store::DeleteOptions {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        let key = ObjectKey::new(Kind::Pod, "default", &name);
+        cluster.store.delete(&key, gone).unwrap();
+        let status = tokio::time::timeout(TIMEOUT, child.wait())
+            .await
+            .expect("port-forward should exit once its pod is gone")
+            .unwrap();
+        assert!(!status.success());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .await
+            .unwrap();
+        assert!(err.contains("lost connection to pod"), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -305,14 +305,22 @@ async fn get_json(url: &str) -> serde_json::Value {
     }
 }
 
+/// POSTs, retrying while the server is not listening yet (a container without a readiness
+/// probe is ready as soon as it runs, as upstream).
 async fn post(url: &str) {
-    let status = reqwest::Client::new()
-        .post(url)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert!(status.is_success(), "POST {url}: {status}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match reqwest::Client::new().post(url).send().await {
+            Ok(r) => {
+                assert!(r.status().is_success(), "POST {url}: {}", r.status());
+                return;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "POST {url}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -796,7 +804,12 @@ async fn restart_policy_never_ends_the_pod() {
 async fn liveness_failure_restarts_the_container() {
     let f = Fixture::new();
     let mut container = hostbot_container("hostbot:1", 8080);
-    container.liveness_probe = Some(http_probe("/healthz", 8080));
+    // A probe at t=0 would find hostbot not listening yet and kill it, over and over, exactly
+    // as upstream would: give it a second.
+    container.liveness_probe = Some(Probe {
+        initial_delay_seconds: Some(1),
+        ..http_probe("/healthz", 8080)
+    });
     f.store.create_as(pod("sick", container)).unwrap();
     let running = f.wait_ready("sick").await;
     post(&format!("http://{}:8080/healthz/disable", pod_ip(&running))).await;
@@ -1022,9 +1035,10 @@ fn a_killed_harness_leaves_no_container() {
     let pid: u32 = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
+        // libtest prints "test <name> ... " on the same line first.
         .find_map(|line| {
-            line.strip_prefix("CONTAINER_PID ")
-                .map(|p| p.trim().parse().unwrap())
+            let at = line.find("CONTAINER_PID ")? + "CONTAINER_PID ".len();
+            Some(line[at..].trim().parse().unwrap())
         })
         .expect("the helper reports its container's pid");
     assert!(process_alive(pid));

@@ -7,7 +7,8 @@
 //! side ends the data stream, and a failure is written to the error stream (kubectl prints it as
 //! `an error occurred forwarding L -> R: ...`). PINGs are echoed.
 //!
-//! Like kubelet's, the session keeps no flow-control windows (kubectl's spdystream sends none).
+//! The session ends when its pod is deleted, as upstream's does when the pod dies. Like
+//! kubelet's, it keeps no flow-control windows (kubectl's spdystream sends none).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -158,6 +159,11 @@ where
     let (mut reader, mut writer) = tokio::io::split(io);
     let (frames, mut outgoing) = mpsc::channel::<Frame>(256);
     let cancel = context.cancel.child_token();
+    context.tracker.spawn(end_with_pod(
+        context.clone(),
+        target.clone(),
+        cancel.clone(),
+    ));
     let writer_cancel = cancel.clone();
     context.tracker.spawn(async move {
         let mut codec = match HeaderCodec::new() {
@@ -313,6 +319,40 @@ where
     }
     // The client is gone: stop the forwards and the writer.
     cancel.cancel();
+}
+
+/// Ends the session (`cancel`) once the pod it forwards to is gone, as a real port-forward
+/// ends when its pod dies: kubectl then prints `lost connection to pod` and exits.
+async fn end_with_pod(context: Arc<Context>, target: Target, cancel: CancellationToken) {
+    let key = ObjectKey::new(Kind::Pod, &target.namespace, &target.pod);
+    let mut changes = context.store.subscribe();
+    let same_pod = |object: &crate::object::Object| object.uid() == target.uid;
+    if !context.store.get(&key).is_some_and(|o| same_pod(&o)) {
+        cancel.cancel();
+        return;
+    }
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return,
+            event = changes.recv() => event,
+        };
+        let gone = match event {
+            Ok(event) => {
+                event.event_type == crate::store::EventType::Deleted
+                    && event.object.key() == key
+                    && same_pod(&event.object)
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                !context.store.get(&key).is_some_and(|o| same_pod(&o))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if gone {
+            tracing::debug!(pod = %target.pod, "port-forward ends: the pod is gone");
+            cancel.cancel();
+            return;
+        }
+    }
 }
 
 /// The two streams of one forwarded connection and the way out to the client.

@@ -43,6 +43,19 @@ impl Listener {
             return;
         };
         tracing::debug!(%addr, namespace = %self.namespace, service = %self.service, "service port listening");
+        // One accept loop per runtime worker, so that bursts of new connections are accepted,
+        // and their relays started, on every worker rather than funnelled through one.
+        let loops = tokio::runtime::Handle::current().metrics().num_workers().max(1);
+        let (this, listener) = (Arc::new(self), Arc::new(listener));
+        for _ in 1..loops {
+            let accept = this.clone().accept(addr, listener.clone(), stop.clone());
+            this.tracker.spawn(accept);
+        }
+        this.clone().accept(addr, listener, stop).await;
+        tracing::debug!(%addr, namespace = %this.namespace, service = %this.service, "service port closed");
+    }
+
+    async fn accept(self: Arc<Self>, addr: SocketAddr, listener: Arc<TcpListener>, stop: CancellationToken) {
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -52,7 +65,9 @@ impl Listener {
             match accepted {
                 Ok((client, peer)) => {
                     let balancer = self.balancer.clone();
-                    let cancel = self.connections.clone();
+                    // A token of its own: polling a shared token locks a mutex shared by every
+                    // connection, on every wake-up.
+                    let cancel = self.connections.child_token();
                     let options = self.options;
                     self.tracker.spawn(async move {
                         match connect_backend(&balancer, peer.ip(), options).await {
@@ -74,7 +89,6 @@ impl Listener {
                 }
             }
         }
-        tracing::debug!(%addr, namespace = %self.namespace, service = %self.service, "service port closed");
     }
 
     async fn bind(&self, addr: SocketAddr, stop: &CancellationToken) -> Option<TcpListener> {

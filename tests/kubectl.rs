@@ -1,0 +1,39 @@
+//! Acceptance tests of `harness up`: the real kubectl (v1.32) drives the embedded cluster with
+//! the command lines of the tutorials (`/work/shared/seeds/`), and each test asserts on what
+//! kubectl prints (columns, STATUS words, name shapes, events) and on how the cluster behaves
+//! (pods replaced, rollouts stepping, traffic through port-forwards and Services), scenario by
+//! scenario (S1-S18 of `scenarios.md`; S17, killing a container process, is library-only).
+//!
+//! Each test starts its own `harness up --quiet --api-port 0` with a kubeconfig and a kubectl
+//! discovery cache in its own temp dir, and ends by sending SIGTERM: the harness must exit 0
+//! with none of its hostbot processes left. Where kubectl's output or the cluster's behaviour
+//! differs from real Kubernetes, the test is written as real Kubernetes behaves.
+//!
+//! Without kubectl on PATH the tests are skipped loudly, except under `CI=true` where that is a
+//! failure.
+//!
+//! # Layout
+//!
+//! - `kubectl/support.rs`: the harness child, kubectl runs, background kubectl, HTTP, tables.
+//! - `kubectl/pods.rs`: a bare Pod (S1), probes (S18).
+//! - `kubectl/deployments.rs`: Deployment -> ReplicaSet -> Pods (S2-S6), scale, delete.
+//! - `kubectl/rollouts.rs`: rolling updates and their verbs (S7-S10), edit.
+//! - `kubectl/services.rs`: ClusterIP, NodePort, endpoints, a selector typo (S11, S12).
+//! - `kubectl/configmaps.rs`: ConfigMaps as env and volume, a missing key (S13-S16).
+//! - `kubectl/fidelity.rs`: details of upstream's output that a tutorial reader sees.
+
+#[path = "kubectl/support.rs"]
+mod support;
+
+#[path = "kubectl/configmaps.rs"]
+mod configmaps;
+#[path = "kubectl/deployments.rs"]
+mod deployments;
+#[path = "kubectl/fidelity.rs"]
+mod fidelity;
+#[path = "kubectl/pods.rs"]
+mod pods;
+#[path = "kubectl/rollouts.rs"]
+mod rollouts;
+#[path = "kubectl/services.rs"]
+mod services;
