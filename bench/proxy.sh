@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks the harness's Service proxy and port-forward against haproxy and socat, over three
 # nginx backends serving a fixed small JSON body. Every target is measured in one run, with
-# keep-alive and with a new connection per request (`Connection: close`); compare ratios, not
-# absolute numbers across runs (wrk shares the cores with the servers).
+# keep-alive and with a new connection per request (`Connection: close`), for req/s, p99 and the
+# proxy process's CPU time per request (user + system from /proc, children included). Compare
+# ratios, not absolute numbers across runs: wrk shares the cores with the servers, and CPU per
+# request is the number other load on the machine disturbs least.
 #
 #   bench/proxy.sh                  # wrk -t2 -c64 -d10s per target and mode
 #   DURATION=5s CONNECTIONS=32 bench/proxy.sh
@@ -44,6 +46,7 @@ fi
 WORK=$(mktemp -d /tmp/proxy-bench.XXXXXX)
 PIDS=()
 cleanup() {
+    disown -a 2>/dev/null || true
     for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
     sleep 0.3
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
@@ -75,6 +78,7 @@ http {
 EOF
     nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
     PIDS+=($!)
+    [ "$i" = 0 ] && NGINX_PID=$!
 done
 
 # haproxy in TCP mode, round-robin over the same three backends.
@@ -94,11 +98,13 @@ backend nginx
 $(for i in "${!BACKENDS[@]}"; do echo "    server n$i ${BACKENDS[$i]}:$BACKEND_PORT"; done)
 EOF
 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
 PIDS+=($!)
 
 # socat: a fork-per-connection forward to one backend (what a naive port-forward is).
 socat "TCP-LISTEN:${SOCAT_ADDR##*:},bind=${SOCAT_ADDR%:*},reuseaddr,fork,backlog=4096" \
     "TCP:${BACKENDS[0]}:$BACKEND_PORT" &
+SOCAT_PID=$!
 PIDS+=($!)
 
 # The harness: Service proxy (cluster IP) and port-forwards.
@@ -106,6 +112,7 @@ args=()
 for ip in "${BACKENDS[@]}"; do args+=(--backend "$ip:$BACKEND_PORT"); done
 [ -n "$THREADS" ] && args+=(--threads "$THREADS")
 "$BIN" "${args[@]}" >"$WORK/harness.out" 2>"$WORK/harness.err" &
+HARNESS_PID=$!
 PIDS+=($!)
 for _ in $(seq 100); do grep -q '^ready' "$WORK/harness.out" 2>/dev/null && break; sleep 0.1; done
 grep -q '^ready' "$WORK/harness.out" || { cat "$WORK/harness.err" >&2; exit 1; }
@@ -123,53 +130,74 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END { if (NR == 0) pri
 # to_ms 1.23ms|456.00us|1.2s -> milliseconds
 to_ms() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1000; else if (t ~ /[0-9]s$/ && t !~ /ms$/) v *= 1000; printf "%.2f", v }'; }
 
-# run NAME ADDR MODE -> prints "req/s p99"
+# cpu_ticks PID -> user + system clock ticks of PID and its children (nginx workers, socat's
+# forked children), including reaped children
+cpu_ticks() {
+    local total=0 pid
+    for pid in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+        [ -r "/proc/$pid/stat" ] || continue
+        total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# run ADDR MODE PID -> prints "req/s p99 cpu-us-per-request errors"
 run() {
-    local addr=$2 mode=$3 out
+    local addr=$1 mode=$2 pid=$3 out
     local header=()
     [ "$mode" = close ] && header=(-H 'Connection: close')
+    local before after
+    before=$(cpu_ticks "$pid")
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${header[@]}" "http://$addr/" 2>&1)
-    local rps p99 errors
+    after=$(cpu_ticks "$pid")
+    local rps p99 requests cpu errors
     rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
     p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+    requests=$(awk '/requests in/{print $1}' <<<"$out")
+    cpu=$(awk -v t=$((after - before)) -v us="$TICK_US" -v n="$requests" 'BEGIN { printf "%.2f", (n > 0) ? t * us / n : 0 }')
     errors=$(awk '/Socket errors|Non-2xx/{$1=$1; printf "%s; ", $0}' <<<"$out")
-    echo "$rps $p99 ${errors:-}"
+    echo "$rps $p99 $cpu ${errors:-}"
 }
 
-declare -A RPS P99 ERR
-TARGETS=("nginx direct (1 backend)|${BACKENDS[0]}:$BACKEND_PORT"
-         "haproxy tcp roundrobin (3)|$HAPROXY_ADDR"
-         "harness Service proxy (3)|$SERVICE"
-         "socat fork (1 backend)|$SOCAT_ADDR"
-         "harness port-forward pod/ (1)|$FORWARD_POD"
-         "harness port-forward svc/ (3)|$FORWARD_SVC")
-echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency [-H 'Connection: close'] http://ADDR/, $ROUNDS round(s)" >&2
+declare -A RPS P99 CPU ERR
+# name|address|process whose CPU is counted
+TARGETS=("nginx direct (1 backend)|${BACKENDS[0]}:$BACKEND_PORT|$NGINX_PID"
+         "haproxy tcp roundrobin (3)|$HAPROXY_ADDR|$HAPROXY_PID"
+         "harness Service proxy (3)|$SERVICE|$HARNESS_PID"
+         "socat fork (1 backend)|$SOCAT_ADDR|$SOCAT_PID"
+         "harness port-forward pod/ (1)|$FORWARD_POD|$HARNESS_PID"
+         "harness port-forward svc/ (3)|$FORWARD_SVC|$HARNESS_PID")
+echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency [-H 'Connection: close'] http://ADDR/, $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 # Rounds interleave the targets, so that background load hits them alike; the table shows
 # the median of the rounds.
 for round in $(seq "$ROUNDS"); do
     for mode in keepalive close; do
         for entry in "${TARGETS[@]}"; do
-            name=${entry%%|*}; addr=${entry##*|}
-            read -r rps p99 err <<<"$(run "$name" "$addr" "$mode")"
-            RPS["$name|$mode"]+="$rps "; P99["$name|$mode"]+="$(to_ms "$p99") "
+            IFS='|' read -r name addr pid <<<"$entry"
+            read -r rps p99 cpu err <<<"$(run "$addr" "$mode" "$pid")"
+            RPS["$name|$mode"]+="$rps "; P99["$name|$mode"]+="$(to_ms "$p99") "; CPU["$name|$mode"]+="$cpu "
             [ -n "$err" ] && ERR["$name|$mode"]+="$err"
-            printf 'round %s  %-32s %-9s %10s req/s  p99 %8s  %s\n' "$round" "$name" "$mode" "$rps" "$p99" "$err" >&2
+            printf 'round %s  %-32s %-9s %10s req/s  p99 %8s  cpu %6s us/req  %s\n' "$round" "$name" "$mode" "$rps" "$p99" "$cpu" "$err" >&2
         done
     done
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-echo
-echo "| target | keep-alive req/s | p99 ms | vs haproxy | new conn/request req/s | p99 ms | vs haproxy |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-HA_KA=$(median ${RPS["haproxy tcp roundrobin (3)|keepalive"]})
-HA_CL=$(median ${RPS["haproxy tcp roundrobin (3)|close"]})
-for entry in "${TARGETS[@]}"; do
-    name=${entry%%|*}
-    ka=$(median ${RPS["$name|keepalive"]}); cl=$(median ${RPS["$name|close"]})
-    printf '| %s | %.0f | %s | %s× | %.0f | %s | %s× |\n' "$name" \
-        "$ka" "$(median ${P99["$name|keepalive"]})" "$(ratio "$ka" "$HA_KA")" \
-        "$cl" "$(median ${P99["$name|close"]})" "$(ratio "$cl" "$HA_CL")"
+HAPROXY="haproxy tcp roundrobin (3)"
+for mode in keepalive close; do
+    echo
+    [ "$mode" = keepalive ] && echo "Keep-alive:" || echo "New connection per request (Connection: close):"
+    echo
+    echo "| target | req/s | p99 ms | CPU µs/request | req/s vs haproxy | CPU vs haproxy |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    ha_rps=$(median ${RPS["$HAPROXY|$mode"]}); ha_cpu=$(median ${CPU["$HAPROXY|$mode"]})
+    for entry in "${TARGETS[@]}"; do
+        name=${entry%%|*}
+        rps=$(median ${RPS["$name|$mode"]}); cpu=$(median ${CPU["$name|$mode"]})
+        printf '| %s | %.0f | %s | %s | %s× | %s× |\n' "$name" "$rps" "$(median ${P99["$name|$mode"]})" \
+            "$cpu" "$(ratio "$rps" "$ha_rps")" "$(ratio "$cpu" "$ha_cpu")"
+    done
 done
 for key in "${!ERR[@]}"; do
     echo "errors, $key: ${ERR[$key]}" >&2

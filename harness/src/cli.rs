@@ -1,6 +1,7 @@
 //! Command-line parsing and the three commands.
 
 mod check;
+mod interrupt;
 mod load;
 mod up;
 
@@ -39,6 +40,8 @@ pub enum RuntimeArg {
     Process,
     /// The hostbot library served from tasks inside the harness (for scale).
     Inprocess,
+    /// Every container is a Docker container from a local image (needs a running dockerd).
+    Docker,
 }
 
 impl From<RuntimeArg> for harness::runtime::RuntimeKind {
@@ -46,6 +49,7 @@ impl From<RuntimeArg> for harness::runtime::RuntimeKind {
         match arg {
             RuntimeArg::Process => harness::runtime::RuntimeKind::Process,
             RuntimeArg::Inprocess => harness::runtime::RuntimeKind::InProcess,
+            RuntimeArg::Docker => harness::runtime::RuntimeKind::Docker,
         }
     }
 }

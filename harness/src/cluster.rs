@@ -81,8 +81,13 @@ impl Cluster {
         };
         let hostbot_command = match options.hostbot_command.clone() {
             Some(command) => command,
+            // Docker containers run their images' programs; no hostbot binary is needed.
+            None if options.runtime == RuntimeKind::Docker => hostbot_command().unwrap_or_default(),
             None => hostbot_command()?,
         };
+        crate::runtime::preflight(options.runtime)
+            .await
+            .map_err(|e| Error::io("the docker runtime cannot start", std::io::Error::other(e)))?;
         let store = Store::new();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();

@@ -7,7 +7,10 @@
 //! Two conversions that upstream performs while decoding live here too because they must
 //! also happen on every write: a Secret's `stringData` is merged into `data`, and a
 //! container's absent `resources` reads as `{}` (a Go struct that is never nil, so
-//! `kubectl get -o yaml` always shows it).
+//! `kubectl get -o yaml` always shows it). A pod without a phase gets `Pending` and its QoS class
+//! (`qos`), as upstream's create strategy sets them.
+
+mod qos;
 
 use std::collections::BTreeMap;
 
@@ -17,7 +20,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     ClientIPConfig, Container, EmptyDirVolumeSource, HTTPGetAction, Namespace, NamespaceStatus,
-    PodSecurityContext, PodSpec, Probe, ResourceRequirements, Secret, ServiceSpec,
+    Pod, PodSecurityContext, PodSpec, PodStatus, Probe, ResourceRequirements, Secret, ServiceSpec,
     SessionAffinityConfig, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -32,6 +35,7 @@ pub fn apply(object: &mut Object) {
                 pod_spec(spec);
                 pod_only(spec);
             }
+            pod_status(pod);
         }
         Object::Deployment(d) => {
             if let Some(spec) = &mut d.spec {
@@ -131,6 +135,16 @@ fn pod_only(spec: &mut PodSpec) {
             }
         }
     }
+}
+
+/// What the API server records in a new pod's status (upstream `podStrategy.PrepareForCreate`):
+/// phase Pending, so `kubectl get pods` shows `Pending` before the kubelet acts, and the QoS
+/// class. Only unset fields are filled, so a status the kubelet wrote is kept.
+fn pod_status(pod: &mut Pod) {
+    let qos = pod.spec.as_ref().map_or("BestEffort", qos::class);
+    let status = pod.status.get_or_insert_with(PodStatus::default);
+    status.phase.get_or_insert_with(|| "Pending".into());
+    status.qos_class.get_or_insert_with(|| qos.into());
 }
 
 fn container(c: &mut Container, host_network: bool) {

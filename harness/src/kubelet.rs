@@ -45,7 +45,7 @@ use tokio_util::task::TaskTracker;
 use crate::ipam::Ipam;
 use crate::object::{Kind, Object};
 use crate::runtime::catalog::Catalog;
-use crate::runtime::{Killer, Runtime, RuntimeKind};
+use crate::runtime::{Exec, ExecOutput, Killer, Runtime, RuntimeKind};
 use crate::store::{EventType, Store};
 use logs::ContainerLog;
 
@@ -166,6 +166,13 @@ impl Kubelet {
         self.cancel.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        // Docker containers are not children of the harness: sweep what outlived its pod.
+        self.shared.runtime.shutdown().await;
+    }
+
+    /// The container runtime (e.g. for the label of its Docker containers).
+    pub fn runtime(&self) -> &Runtime {
+        &self.shared.runtime
     }
 
     /// Kills every container at once (the second Ctrl+C); pods being terminated skip what is
@@ -203,7 +210,13 @@ impl Kubelet {
     /// Signals a container's running instance from outside, as `kill PID` on the node would:
     /// SIGKILL when `hard`, else SIGTERM (the process may drain and exit; the kubelet restarts it
     /// per restartPolicy either way). Returns whether one was running.
-    pub fn signal_container(&self, namespace: &str, pod: &str, container: &str, hard: bool) -> bool {
+    pub fn signal_container(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        hard: bool,
+    ) -> bool {
         let killer = {
             let registry = self.shared.registry.lock();
             registry
@@ -222,6 +235,27 @@ impl Kubelet {
             }
             None => false,
         }
+    }
+
+    /// Runs a command inside a container's running instance (non-interactive `kubectl exec`):
+    /// its mount namespace and environment, its combined output. `None` when no instance is
+    /// running.
+    pub async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Option<Result<ExecOutput, String>> {
+        let exec = {
+            let registry = self.shared.registry.lock();
+            registry
+                .get(&(namespace.to_owned(), pod.to_owned()))
+                .and_then(|e| e.containers.get(container))
+                .and_then(|c| c.exec.clone())
+        }?;
+        Some(exec.run(argv, timeout).await)
     }
 
     /// The process id of a container's running instance (process runtime only).
@@ -261,6 +295,7 @@ pub(crate) struct ContainerEntry {
     pub current: Option<Arc<ContainerLog>>,
     pub previous: Option<Arc<ContainerLog>>,
     pub killer: Option<Killer>,
+    pub exec: Option<Exec>,
     pub pid: Option<u32>,
 }
 

@@ -10,13 +10,18 @@
 //! - [`RuntimeKind::InProcess`] (for scale): hostbot containers are tasks inside the harness
 //!   serving the hostbot library on the pod IP, see `inprocess`. Containers of other images
 //!   still run as processes.
+//! - [`RuntimeKind::Docker`] (feature `docker`): every container is a Docker container with
+//!   its ports published on the pod IP, see `docker`; images resolve through the engine.
 //!
-//! Which program plays an image is the [`catalog`]'s business.
+//! Which program plays an image is the [`catalog`]'s business (the engine's, for Docker).
 
 pub mod catalog;
+#[cfg(feature = "docker")]
+pub mod docker;
 pub mod inprocess;
 pub mod mounts;
 pub mod namespace;
+pub mod ports;
 pub mod process;
 mod spawner;
 
@@ -30,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::kubelet::logs::ContainerLog;
-use catalog::HOSTBOT;
+use catalog::{Catalog, HOSTBOT, Image};
 use inprocess::{InProcessRuntime, TaskInstance};
 use mounts::MountSpec;
 use process::{ProcessExec, ProcessInstance, ProcessRuntime};
@@ -43,6 +48,8 @@ pub enum RuntimeKind {
     Process,
     /// Tasks inside the harness (cheap: for a thousand pods).
     InProcess,
+    /// Docker containers (needs the `docker` feature and a running engine).
+    Docker,
 }
 
 /// Everything needed to start one container instance.
@@ -62,6 +69,10 @@ pub struct ContainerConfig {
     pub scratch: PathBuf,
     pub working_dir: Option<PathBuf>,
     pub log: Arc<ContainerLog>,
+    /// The image reference (the docker runtime runs it; the others ran the catalog's answer).
+    pub image: String,
+    /// The TCP ports that must answer at the pod IP (see [`ports::reachable`]).
+    pub ports: Vec<u16>,
 }
 
 /// How a container's main process ended.
@@ -85,6 +96,8 @@ pub struct Runtime {
     kind: RuntimeKind,
     process: ProcessRuntime,
     inprocess: InProcessRuntime,
+    #[cfg(feature = "docker")]
+    docker: Option<docker::DockerRuntime>,
 }
 
 impl Runtime {
@@ -94,6 +107,9 @@ impl Runtime {
         Runtime {
             kind,
             process: ProcessRuntime::new(hostbot_command, tracker.clone()),
+            #[cfg(feature = "docker")]
+            docker: (kind == RuntimeKind::Docker)
+                .then(|| docker::DockerRuntime::new(tracker.clone())),
             inprocess: InProcessRuntime::new(tracker),
         }
     }
@@ -105,19 +121,85 @@ impl Runtime {
 
     /// Starts a container; the error is the message for `RunContainerError`.
     pub async fn start(&self, config: &ContainerConfig) -> Result<Instance, String> {
+        if self.kind == RuntimeKind::Docker {
+            #[cfg(feature = "docker")]
+            if let Some(docker) = &self.docker {
+                return docker
+                    .start(config)
+                    .await
+                    .map(|d| Instance::Docker(Box::new(d)));
+            }
+            return Err(NO_DOCKER.to_owned());
+        }
         let hostbot_only = config.argv.len() == 1 && config.argv[0] == HOSTBOT;
         if self.kind == RuntimeKind::InProcess && hostbot_only {
             return self.inprocess.start(config).await.map(Instance::Task);
         }
-        self.process.start(config).await.map(Instance::Process)
+        self.process
+            .start(config)
+            .await
+            .map(|p| Instance::Process(Box::new(p)))
+    }
+}
+
+/// Why `--runtime docker` cannot work in this build.
+#[cfg_attr(feature = "docker", allow(dead_code))]
+const NO_DOCKER: &str =
+    "this harness was built without the `docker` feature: rebuild it with default features";
+
+impl Runtime {
+    /// Resolves an image as a pull would: through the catalog, or the engine for Docker. The
+    /// error is the `ErrImagePull` message.
+    pub async fn resolve(&self, catalog: &Catalog, image: &str) -> Result<Image, String> {
+        if self.kind == RuntimeKind::Docker {
+            #[cfg(feature = "docker")]
+            if let Some(docker) = &self.docker {
+                return docker.resolve(image).await;
+            }
+            return Err(NO_DOCKER.to_owned());
+        }
+        catalog.resolve(image).map_err(|e| e.to_string())
+    }
+
+    /// Removes what the runtime still holds once every pod has stopped (Docker containers
+    /// that outlived their pods); returns how many.
+    pub async fn shutdown(&self) -> usize {
+        #[cfg(feature = "docker")]
+        if let Some(docker) = &self.docker {
+            return docker.shutdown().await;
+        }
+        0
+    }
+
+    /// The `harness.instance` label of this cluster's Docker containers.
+    pub fn docker_instance(&self) -> Option<&str> {
+        #[cfg(feature = "docker")]
+        if let Some(docker) = &self.docker {
+            return Some(docker.instance());
+        }
+        None
+    }
+}
+
+/// Checks that the runtime of `kind` can run (for Docker: the engine answers, and leftovers of
+/// killed harnesses are removed); the error says what to do.
+pub async fn preflight(kind: RuntimeKind) -> Result<(), String> {
+    match kind {
+        #[cfg(feature = "docker")]
+        RuntimeKind::Docker => docker::preflight().await,
+        #[cfg(not(feature = "docker"))]
+        RuntimeKind::Docker => Err(NO_DOCKER.to_owned()),
+        RuntimeKind::Process | RuntimeKind::InProcess => Ok(()),
     }
 }
 
 /// A running container instance.
 #[derive(Debug)]
 pub enum Instance {
-    Process(ProcessInstance),
+    Process(Box<ProcessInstance>),
     Task(TaskInstance),
+    #[cfg(feature = "docker")]
+    Docker(Box<docker::DockerInstance>),
 }
 
 impl Instance {
@@ -126,6 +208,18 @@ impl Instance {
         match self {
             Instance::Process(p) => Some(p.pid()),
             Instance::Task(_) => None,
+            #[cfg(feature = "docker")]
+            Instance::Docker(_) => None,
+        }
+    }
+
+    /// The runtime's own id for `status.containerStatuses[].containerID` (`docker://...`);
+    /// `None` when the runtime has none.
+    pub fn container_id(&self) -> Option<String> {
+        match self {
+            #[cfg(feature = "docker")]
+            Instance::Docker(d) => Some(d.container_id()),
+            _ => None,
         }
     }
 
@@ -137,6 +231,8 @@ impl Instance {
                 graceful: t.graceful(),
                 force: t.force(),
             },
+            #[cfg(feature = "docker")]
+            Instance::Docker(d) => Killer::Docker(d.killer()),
         }
     }
 
@@ -145,6 +241,8 @@ impl Instance {
         match self {
             Instance::Process(p) => Exec::Process(p.exec()),
             Instance::Task(_) => Exec::Unsupported,
+            #[cfg(feature = "docker")]
+            Instance::Docker(d) => Exec::Docker(d.exec()),
         }
     }
 
@@ -153,6 +251,8 @@ impl Instance {
         match self {
             Instance::Process(p) => p.wait().await,
             Instance::Task(t) => t.wait().await,
+            #[cfg(feature = "docker")]
+            Instance::Docker(d) => d.wait().await,
         }
     }
 }
@@ -166,6 +266,8 @@ pub enum Killer {
         graceful: CancellationToken,
         force: CancellationToken,
     },
+    #[cfg(feature = "docker")]
+    Docker(docker::DockerKiller),
 }
 
 impl Killer {
@@ -176,6 +278,8 @@ impl Killer {
                 namespace::signal_group(*pid, libc::SIGTERM);
             }
             Killer::Task { graceful, .. } => graceful.cancel(),
+            #[cfg(feature = "docker")]
+            Killer::Docker(d) => d.terminate(),
         }
     }
 
@@ -186,6 +290,8 @@ impl Killer {
                 namespace::signal_group(*pid, libc::SIGKILL);
             }
             Killer::Task { force, .. } => force.cancel(),
+            #[cfg(feature = "docker")]
+            Killer::Docker(d) => d.kill(),
         }
     }
 }
@@ -196,6 +302,8 @@ pub enum Exec {
     Process(ProcessExec),
     /// In-process containers have no file system or processes of their own.
     Unsupported,
+    #[cfg(feature = "docker")]
+    Docker(docker::DockerExec),
 }
 
 impl Exec {
@@ -203,6 +311,8 @@ impl Exec {
     pub async fn run(&self, argv: &[String], timeout: Duration) -> Result<ExecOutput, String> {
         match self {
             Exec::Process(p) => p.run(argv, timeout).await,
+            #[cfg(feature = "docker")]
+            Exec::Docker(d) => d.run(argv, timeout).await,
             Exec::Unsupported => Err(
                 "exec is not supported for in-process containers (use the process runtime)"
                     .to_owned(),

@@ -8,6 +8,9 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/kube_portforward.rs"]
+mod kube_portforward;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -739,4 +742,35 @@ async fn watching_from_a_forgotten_version_is_gone() {
         .collect();
     assert_eq!(events.len(), 2, "{out}");
     assert!(events.iter().all(|e| e["type"] == "MODIFIED"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_created_through_the_api_are_pending_until_the_kubelet_acts() {
+    if !kubectl_available() {
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let file = cluster.write(
+        "pod.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: lonely
+spec:
+  containers:
+  - name: web
+    image: nginx:1.27
+    resources:
+      requests: {cpu: 10m, memory: 16Mi}
+      limits: {memory: 64Mi}
+",
+    );
+    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    // No kubelet runs here: the status is what the API server set at creation.
+    let out = cluster.ok(&["get", "pods"]).await;
+    assert_eq!(row(&out, "lonely")[1..4], ["0/1", "Pending", "0"]);
+    let qos = cluster
+        .ok(&["get", "pod", "lonely", "-o", "jsonpath={.status.qosClass}"])
+        .await;
+    assert_eq!(qos, "Burstable");
 }

@@ -477,6 +477,20 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
         .unwrap();
     let inside = format!("/proc/{pid}/root/etc/hostbot/myconfig.txt");
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "I am hungry.");
+    let cat = ["cat".to_owned(), "/etc/hostbot/myconfig.txt".to_owned()];
+    let out = f
+        .kubelet
+        .exec(
+            "default",
+            "configured",
+            "hostbot",
+            &cat,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((out.exit_code, out.output.as_str()), (0, "I am hungry."));
     assert!(!Path::new("/etc/hostbot/myconfig.txt").exists());
     let url = format!("http://{}:8080/config", pod_ip(&running));
     assert_eq!(get_json(&url).await["myconfig.txt"], "I am hungry.");
@@ -1108,4 +1122,247 @@ async fn in_process_pods_serve_on_their_ip() {
     f.delete("tiny", None);
     f.wait_gone("tiny", 5).await;
     f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_new_image_restarts_the_container_and_heals_a_failed_pull() {
+    let f = Fixture::new();
+    f.store
+        .create_as(pod("upgraded", hostbot_container("hostbot:1", 8080)))
+        .unwrap();
+    f.store
+        .create_as(pod(
+            "fixed",
+            hostbot_container("blux2/hello-server:1.3", 8080),
+        ))
+        .unwrap();
+    let running = f.wait_ready("upgraded").await;
+    let set_image = |name: &str, image: &str| {
+        f.store
+            .modify::<Pod, ()>("default", name, |p| {
+                p.spec.as_mut().unwrap().containers[0].image = Some(image.into());
+            })
+            .unwrap();
+    };
+    set_image("upgraded", "hostbot:2");
+    f.wait_event(
+        "upgraded",
+        "Killing",
+        "Container hostbot definition changed, will be restarted",
+        5,
+    )
+    .await;
+    f.wait_pod("upgraded", 10, "the new image", |p| {
+        let cs = container_status(p)?;
+        (cs.restart_count == 1 && cs.ready && cs.image == "hostbot:2").then_some(())
+    })
+    .await;
+    let body = get_json(&format!("http://{}:8080/", pod_ip(&running))).await;
+    assert_eq!(body["version"], "2");
+
+    f.wait_pod("fixed", 10, "ImagePullBackOff", |p| {
+        waiting_reason(p).filter(|(r, _)| r == "ImagePullBackOff")
+    })
+    .await;
+    set_image("fixed", "blux2/hello-server:1.4");
+    let healed = f.wait_ready("fixed").await;
+    assert_eq!(container_status(&healed).unwrap().restart_count, 0);
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn exec_probes_run_inside_the_container() {
+    let f = Fixture::new();
+    f.store
+        .create_as(config_map("flags", &[("mode", "starting")]))
+        .unwrap();
+    let mut container = hostbot_container("hostbot:1", 8080);
+    container.volume_mounts = Some(vec![VolumeMount {
+        name: "flags".into(),
+        mount_path: "/etc/flags".into(),
+        ..Default::default()
+    }]);
+    // Only true where the volume is mounted: in the container's own mount namespace.
+    container.readiness_probe = Some(Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["test".into(), "-f".into(), "/etc/flags/ready".into()]),
+        }),
+        period_seconds: Some(1),
+        ..Default::default()
+    });
+    let mut p = pod("gated", container);
+    p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+        name: "flags".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: "flags".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]);
+    f.store.create_as(p).unwrap();
+    f.wait_pod("gated", 10, "running", |p| {
+        container_status(p)?
+            .state
+            .as_ref()?
+            .running
+            .as_ref()
+            .map(|_| ())
+    })
+    .await;
+    f.wait_event("gated", "Unhealthy", "Readiness probe failed: ", 5)
+        .await;
+    assert!(!ready(&f.pod("gated").unwrap()));
+    f.store
+        .modify::<ConfigMap, ()>("default", "flags", |cm| {
+            cm.data
+                .get_or_insert_with(Default::default)
+                .insert("ready".into(), "yes".into());
+        })
+        .unwrap();
+    f.wait_ready("gated").await;
+    assert!(
+        !Path::new("/etc/flags").exists(),
+        "the host's /etc is untouched"
+    );
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn sub_path_mounts_never_update() {
+    let f = Fixture::new();
+    f.store
+        .create_as(config_map("app", &[("app.ini", "v=1"), ("other", "x")]))
+        .unwrap();
+    let mut container = hostbot_container("hostbot:1", 8080);
+    container.volume_mounts = Some(vec![
+        VolumeMount {
+            name: "app".into(),
+            mount_path: "/etc/app/conf/app.ini".into(),
+            sub_path: Some("app.ini".into()),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "app".into(),
+            mount_path: "/etc/app/live".into(),
+            ..Default::default()
+        },
+    ]);
+    let mut p = pod("pinned", container);
+    p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+        name: "app".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: "app".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]);
+    f.store.create_as(p).unwrap();
+    f.wait_ready("pinned").await;
+    let pid = f
+        .kubelet
+        .container_pid("default", "pinned", "hostbot")
+        .unwrap();
+    let pinned = format!("/proc/{pid}/root/etc/app/conf/app.ini");
+    let live = format!("/proc/{pid}/root/etc/app/live/app.ini");
+    assert_eq!(std::fs::read_to_string(&pinned).unwrap(), "v=1");
+    f.store
+        .modify::<ConfigMap, ()>("default", "app", |cm| {
+            cm.data
+                .get_or_insert_with(Default::default)
+                .insert("app.ini".into(), "v=2".into());
+        })
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&live).unwrap() != "v=2" {
+        assert!(
+            Instant::now() < deadline,
+            "the whole-volume mount never updated"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&pinned).unwrap(), "v=1");
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn forced_shutdown_skips_the_grace_period() {
+    let f = Fixture::new();
+    let mut container = hostbot_container("hostbot:1", 8080);
+    container
+        .env
+        .as_mut()
+        .unwrap()
+        .push(env("IGNORE_SIGTERM", "true"));
+    let mut p = pod("slow", container);
+    p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(30);
+    f.store.create_as(p).unwrap();
+    f.wait_ready("slow").await;
+    let pid = f
+        .kubelet
+        .container_pid("default", "slow", "hostbot")
+        .unwrap();
+    let started = Instant::now();
+    f.cancel.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        process_alive(pid),
+        "a graceful shutdown waits for the grace period"
+    );
+    f.kubelet.force();
+    f.kubelet.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!process_alive(pid));
+    f.shutdown().await;
+}
+
+/// A measurement, not a check: `cargo test -p harness --test kubelet -- --ignored --nocapture
+/// thousand`. Starts 1000 in-process pods with a readiness probe, waits for all to be Ready,
+/// deletes them all and waits for their removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand"]
+async fn thousand_in_process_pods() {
+    let f = Fixture::with_runtime(RuntimeKind::InProcess);
+    let n = 1000;
+    let started = Instant::now();
+    for i in 0..n {
+        let mut container = hostbot_container("hostbot:1", 8080);
+        container.readiness_probe = Some(http_probe("/readyz", 8080));
+        f.store.create_as(pod(&format!("p{i}"), container)).unwrap();
+    }
+    let created = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let pods: Vec<Pod> = f.store.list_as(Some("default"), &Selector::default());
+        let ready_count = pods.iter().filter(|p| ready(p)).count();
+        if ready_count == n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {ready_count} of {n} ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all_ready = started.elapsed();
+    let deleting = Instant::now();
+    for i in 0..n {
+        f.delete(&format!("p{i}"), Some(1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !f
+        .store
+        .list_as::<Pod>(Some("default"), &Selector::default())
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "pods were not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let removed = deleting.elapsed();
+    let stopping = Instant::now();
+    f.shutdown().await;
+    println!(
+        "{n} in-process pods: created in {created:?}, all Ready after {all_ready:?}, all removed {removed:?} after deletion, shutdown {:?}",
+        stopping.elapsed()
+    );
 }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -167,11 +167,6 @@ impl Up {
         Some(up)
     }
 
-    /// The test's own temp dir (for edited copies of fixtures, editor scripts).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// What the harness has written to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("harness.log")).unwrap_or_default()
@@ -310,7 +305,6 @@ impl Up {
 
     /// Waits until `kubectl get ARGS` prints a table for which `check` holds; returns it.
     pub fn wait_table(&self, args: &[&str], what: &str, check: impl Fn(&Table) -> bool) -> Table {
-        let mut last = String::new();
         let mut all = vec!["get"];
         all.extend_from_slice(args);
         let deadline = Instant::now() + TIMEOUT;
@@ -322,10 +316,9 @@ impl Up {
                     return table;
                 }
             }
-            last = format!("{out}");
             assert!(
                 Instant::now() < deadline,
-                "timed out after {TIMEOUT:?} waiting for {what}; last:\n{last}\n--- harness\n{}",
+                "timed out after {TIMEOUT:?} waiting for {what}; last:\n{out}\n--- harness\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -517,11 +510,6 @@ impl Background {
                 .0;
         }
     }
-
-    /// Whether the process has exited (and how).
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
 }
 
 impl Drop for Background {
@@ -598,6 +586,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let host = host.to_owned();
         let flag = stop.clone();
+        let started = Instant::now();
         let thread = std::thread::spawn(move || {
             let mut stats = LoadStats::default();
             while !flag.load(Ordering::Relaxed) {
@@ -611,7 +600,8 @@ impl Load {
                     other => {
                         stats.failed += 1;
                         if stats.errors.len() < 5 {
-                            stats.errors.push(format!("{other:?}"));
+                            let at = started.elapsed().as_millis();
+                            stats.errors.push(format!("at {at} ms: {other:?}"));
                         }
                     }
                 }
@@ -714,14 +704,6 @@ impl Table {
     pub fn names(&self) -> Vec<String> {
         self.rows.iter().map(|r| r["NAME"].clone()).collect()
     }
-
-    /// The rows whose NAME starts with `prefix`.
-    pub fn rows_starting(&self, prefix: &str) -> Vec<&BTreeMap<String, String>> {
-        self.rows
-            .iter()
-            .filter(|r| r["NAME"].starts_with(prefix))
-            .collect()
-    }
 }
 
 /// Where each header label starts: labels are separated by two or more spaces (kubectl pads
@@ -800,12 +782,31 @@ pub fn events_section(describe: &str) -> Vec<String> {
         .collect()
 }
 
-/// Asserts that `text` contains each of `needles`.
+/// Asserts that `text` contains each of `needles`, ignoring how many spaces pad a column
+/// (kubectl aligns `describe` to its longest label, which differs with the object).
 #[track_caller]
 pub fn assert_contains(text: &str, needles: &[&str]) {
+    let squeezed = squeeze(text);
     for needle in needles {
-        assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+        assert!(
+            text.contains(needle) || squeezed.contains(&squeeze(needle)),
+            "expected {needle:?} in:\n{text}"
+        );
     }
+}
+
+/// `text` with each run of spaces and tabs inside a line made one space (indentation kept).
+fn squeeze(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            let body = line.trim_start_matches([' ', '\t']);
+            let indent = &line[..line.len() - body.len()];
+            let words: Vec<&str> = body.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+            let trailing = if body.ends_with(' ') && !words.is_empty() { " " } else { "" };
+            format!("{indent}{}{trailing}", words.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -834,5 +835,9 @@ mod tests {
         assert_eq!(replicaset_of("hostbot-65f447d896-8m5ww"), "hostbot-65f447d896");
         assert_eq!(age_seconds("2m3s"), 123);
         assert_eq!(age_seconds("0s"), 0);
+        assert_contains(
+            "Selector:          app=x\nType:  ClusterIP\n",
+            &["Selector:   app=x\nType: ClusterIP"],
+        );
     }
 }

@@ -1,5 +1,10 @@
-//! `pods/NAME/portforward`: the upgrade (WebSocket tunnel first, plain SPDY/3.1 as kubectl's
-//! fallback) and the SPDY session behind it. Per forwarded connection kubectl opens two
+//! `pods/NAME/portforward`: the upgrade and the session behind it. Three protocols arrive here,
+//! chosen by the request: a WebSocket offering `SPDY/3.1+portforward.k8s.io` (kubectl 1.30+
+//! tunnels SPDY through it), a WebSocket offering the channel protocol `v4.channel.k8s.io` (the
+//! kube crate and other non-Go clients; see [`channels`]), and plain SPDY/3.1 (kubectl's
+//! fallback).
+//!
+//! The SPDY session: Per forwarded connection kubectl opens two
 //! streams with the same `requestid`: `error` and `data`, each naming the `port`. Once both are
 //! there, the session connects to the pod through
 //! [`NodeServices::connect`](super::NodeServices::connect) and copies bytes between the data
@@ -9,6 +14,8 @@
 //!
 //! The session ends when its pod is deleted, as upstream's does when the pod dies. Like
 //! kubelet's, it keeps no flow-control windows (kubectl's spdystream sends none).
+
+mod channels;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::body::Body;
+use super::query::Query;
 use super::spdy::{self, FLAG_FIN, Frame, HeaderCodec};
 use super::status::ApiError;
 use super::{Context, websocket};
@@ -57,13 +65,19 @@ pub fn handle(
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    let mut protocol = Protocol::Spdy;
     if websocket {
-        if !header(&request, "sec-websocket-protocol").contains(&websocket::PROTOCOL) {
-            return Err(ApiError::bad_request(format!(
-                "port-forward over WebSocket needs the subprotocol {}",
-                websocket::PROTOCOL
-            )));
-        }
+        let offered = header(&request, "sec-websocket-protocol");
+        let answer = if offered.contains(&websocket::PROTOCOL) {
+            protocol = Protocol::Tunnel;
+            Some(websocket::PROTOCOL)
+        } else {
+            let (answer, codec) = channels::negotiate(&offered).map_err(ApiError::bad_request)?;
+            let ports = channels::ports(&Query::parse(request.uri().query()))
+                .map_err(ApiError::bad_request)?;
+            protocol = Protocol::Channels(codec, ports);
+            answer
+        };
         let key = request
             .headers()
             .get("sec-websocket-key")
@@ -75,10 +89,9 @@ pub fn handle(
             HeaderValue::from_str(&websocket::accept_key(key))
                 .map_err(|_| ApiError::bad_request("bad Sec-WebSocket-Key"))?,
         );
-        headers.insert(
-            "sec-websocket-protocol",
-            HeaderValue::from_static(websocket::PROTOCOL),
-        );
+        if let Some(answer) = answer {
+            headers.insert("sec-websocket-protocol", HeaderValue::from_static(answer));
+        }
     } else if spdy {
         if !header(&request, "x-stream-protocol-version").contains(&PROTOCOL_VERSION) {
             return Err(ApiError::new(
@@ -116,17 +129,31 @@ pub fn handle(
                 return;
             }
         };
-        if websocket {
-            let (near, far) = tokio::io::duplex(256 * 1024);
-            tokio::join!(
-                websocket::bridge(upgraded, far),
-                session(near, task_context, target)
-            );
-        } else {
-            session(upgraded, task_context, target).await;
+        match protocol {
+            Protocol::Tunnel => {
+                let (near, far) = tokio::io::duplex(256 * 1024);
+                tokio::join!(
+                    websocket::bridge(upgraded, far),
+                    session(near, task_context, target)
+                );
+            }
+            Protocol::Channels(codec, ports) => {
+                channels::session(upgraded, task_context, target, ports, codec).await;
+            }
+            Protocol::Spdy => session(upgraded, task_context, target).await,
         }
     });
     Ok(response)
+}
+
+/// What the upgraded connection speaks.
+enum Protocol {
+    /// SPDY/3.1 inside WebSocket binary messages (kubectl).
+    Tunnel,
+    /// The WebSocket channel protocol for these ports (the kube crate).
+    Channels(channels::Codec, Vec<u16>),
+    /// Plain SPDY/3.1.
+    Spdy,
 }
 
 /// The pod a session forwards to.

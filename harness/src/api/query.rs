@@ -41,6 +41,14 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `key`, in order (`?ports=80&ports=81`).
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// A boolean parameter: `true` or `1` (and a bare `?watch`).
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1" | ""))

@@ -3,6 +3,9 @@
 //! apiserver's "tunneling"). [`bridge`] unwraps that: it turns the WebSocket into a plain byte
 //! stream for the SPDY session and wraps the session's bytes back into binary messages. It
 //! answers pings and closes as RFC 6455 requires; client frames are masked, server frames not.
+//!
+//! The frame reader and encoder are shared with the `v4.channel.k8s.io` port-forward (the kube
+//! crate's protocol), which needs whole messages: [`MessageReader`] joins fragments.
 
 use std::sync::Arc;
 
@@ -13,12 +16,12 @@ use tokio::sync::Mutex;
 /// The subprotocol kubectl asks for.
 pub const PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xa;
+pub(super) const OP_CONTINUATION: u8 = 0x0;
+pub(super) const OP_TEXT: u8 = 0x1;
+pub(super) const OP_BINARY: u8 = 0x2;
+pub(super) const OP_CLOSE: u8 = 0x8;
+pub(super) const OP_PING: u8 = 0x9;
+pub(super) const OP_PONG: u8 = 0xa;
 const MAX_MESSAGE: u64 = 16 << 20;
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
@@ -32,12 +35,17 @@ pub fn accept_key(key: &str) -> String {
 }
 
 /// One frame header's worth of a message.
-struct WsFrame {
-    opcode: u8,
-    payload: Vec<u8>,
+pub(super) struct WsFrame {
+    pub opcode: u8,
+    /// The last frame of its message.
+    pub fin: bool,
+    pub payload: Vec<u8>,
 }
 
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<WsFrame>> {
+/// Reads one frame (unmasking a client's payload); `None` at a clean end of the stream.
+pub(super) async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Option<WsFrame>> {
     let mut head = [0u8; 2];
     match reader.read_exact(&mut head[..1]).await {
         Ok(_) => {}
@@ -46,6 +54,7 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Opt
     }
     reader.read_exact(&mut head[1..]).await?;
     let opcode = head[0] & 0x0f;
+    let fin = head[0] & 0x80 != 0;
     let masked = head[1] & 0x80 != 0;
     let mut length = u64::from(head[1] & 0x7f);
     if length == 126 {
@@ -70,10 +79,75 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Opt
             *byte ^= mask[i % 4];
         }
     }
-    Ok(Some(WsFrame { opcode, payload }))
+    Ok(Some(WsFrame {
+        opcode,
+        fin,
+        payload,
+    }))
 }
 
-fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
+/// Reads whole messages: data frames of a fragmented message are joined into one (with the
+/// first frame's opcode); control frames, which may come between fragments, are returned as
+/// they arrive.
+pub(super) struct MessageReader<R> {
+    reader: R,
+    partial: Option<(u8, Vec<u8>)>,
+}
+
+impl<R: AsyncRead + Unpin> MessageReader<R> {
+    pub fn new(reader: R) -> Self {
+        MessageReader {
+            reader,
+            partial: None,
+        }
+    }
+
+    /// The next complete message or control frame; `None` at the end of the stream.
+    pub async fn next(&mut self) -> std::io::Result<Option<WsFrame>> {
+        loop {
+            let Some(frame) = read_frame(&mut self.reader).await? else {
+                return Ok(None);
+            };
+            if frame.opcode >= OP_CLOSE {
+                return Ok(Some(frame));
+            }
+            let (opcode, mut payload) = match (self.partial.take(), frame.opcode) {
+                (None, OP_CONTINUATION) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "WebSocket continuation frame without a message",
+                    ));
+                }
+                (None, opcode) => (opcode, Vec::new()),
+                (Some(partial), OP_CONTINUATION) => partial,
+                (Some(_), _) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "WebSocket message started inside another",
+                    ));
+                }
+            };
+            if payload.len() + frame.payload.len() > MAX_MESSAGE as usize {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "WebSocket message too large",
+                ));
+            }
+            payload.extend_from_slice(&frame.payload);
+            if frame.fin {
+                return Ok(Some(WsFrame {
+                    opcode,
+                    fin: true,
+                    payload,
+                }));
+            }
+            self.partial = Some((opcode, payload));
+        }
+    }
+}
+
+/// One unmasked (server) frame holding a whole message.
+pub(super) fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 10);
     out.push(0x80 | opcode);
     match payload.len() {

@@ -47,7 +47,11 @@ pub trait ClusterOps: Send + Sync {
     fn pods(&self, selector: &str) -> impl Future<Output = anyhow::Result<Vec<PodInfo>>> + Send;
     /// Signals the first container's process of a pod from the node: SIGKILL when `hard` (a
     /// crash), else SIGTERM; the kubelet restarts it either way.
-    fn kill_container(&self, pod: &str, hard: bool) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn kill_container(
+        &self,
+        pod: &str,
+        hard: bool,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// The rollout state of a Deployment, as `kubectl rollout status` judges it.
     fn rollout(
         &self,

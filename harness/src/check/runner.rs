@@ -336,7 +336,9 @@ async fn run_step<O: ClusterOps>(
                     Ok(ops.rollout(deployment).await?.revision != before)
                 })
                 .await
-                .with_context(|| format!("deployment/{deployment} was not restarted by the ConfigMap change"))?;
+                .with_context(|| {
+                    format!("deployment/{deployment} was not restarted by the ConfigMap change")
+                })?;
             }
             if c.wait_propagated {
                 let old = old.context("no reply carried a config hash before the update")?;
@@ -384,7 +386,9 @@ async fn run_step<O: ClusterOps>(
             let (name, before) = (victim.name.clone(), victim.restarts);
             wait_until(Duration::from_secs(120), || async {
                 let pods = ops.pods(&k.selector).await?;
-                Ok(pods.iter().any(|p| p.name == name && p.ready && p.restarts > before))
+                Ok(pods
+                    .iter()
+                    .any(|p| p.name == name && p.ready && p.restarts > before))
             })
             .await
             .with_context(|| format!("pod {name} did not become ready again after the kill"))?;

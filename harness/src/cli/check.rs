@@ -123,10 +123,17 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
             .await
         };
         match target.await {
-            Ok(target) => run_all(&ops, &workload, target, &scenarios, &options, &args, cluster).await,
+            Ok(target) => {
+                run_all(
+                    &ops, &workload, target, &scenarios, &options, &args, cluster,
+                )
+                .await
+            }
             Err(err) => Err(err),
         }
     } else {
+        // From here on Ctrl-C and SIGTERM stop the cluster instead of the process.
+        let mut signals = super::interrupt::Signals::new()?;
         let cluster = Cluster::start(ClusterOptions {
             runtime: args.runtime.into(),
             ..Default::default()
@@ -135,7 +142,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
         .context("cannot start the embedded cluster")?;
         let cluster = Arc::new(cluster);
         let ops = EmbeddedOps::new(cluster.clone(), &args.namespace);
-        let outcome = async {
+        let work = async {
             eprintln!(
                 "embedded cluster started; applying {}",
                 args.manifests.display()
@@ -159,12 +166,17 @@ async fn check(args: CheckArgs) -> anyhow::Result<bool> {
                 "embedded cluster".into(),
             )
             .await
-        }
-        .await;
+        };
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            signal = signals.next() => {
+                eprintln!("{signal}: stopping the cluster (signal again to kill every container)");
+                Err(anyhow::anyhow!("interrupted by {signal}"))
+            }
+        };
         drop(ops);
         match Arc::try_unwrap(cluster) {
-            Ok(cluster) => cluster
-                .shutdown()
+            Ok(cluster) => super::interrupt::shutdown(cluster, &mut signals)
                 .await
                 .context("shutting the cluster down")?,
             Err(_) => bail!("internal error: the cluster is still in use at shutdown"),
@@ -200,7 +212,9 @@ async fn run_all<O: ClusterOps>(
     for (i, scenario) in scenarios.iter().enumerate() {
         if i > 0 {
             // Each scenario starts from the shipped manifests, whatever the last one left.
-            ops.apply(&args.manifests).await.context("restoring the manifests")?;
+            ops.apply(&args.manifests)
+                .await
+                .context("restoring the manifests")?;
             wait_ready(ops, &workload.deployment, args.ready_timeout).await?;
         }
         let started = Instant::now();

@@ -33,7 +33,10 @@ pub struct LoadArgs {
 
 pub async fn run(args: LoadArgs) -> ExitCode {
     if !args.target.ip().is_loopback() {
-        eprintln!("error: {} is not a loopback address: load is only sent to this machine", args.target);
+        eprintln!(
+            "error: {} is not a loopback address: load is only sent to this machine",
+            args.target
+        );
         return ExitCode::from(2);
     }
     let tracker = TaskTracker::new();
@@ -78,5 +81,9 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         "latency from due time: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
     );
-    if s.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if s.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

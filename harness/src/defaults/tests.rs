@@ -277,3 +277,40 @@ fn namespaces_secrets_endpoints() {
     );
     assert_eq!(ep["subsets"][0]["ports"][0]["protocol"], "TCP");
 }
+
+#[test]
+fn new_pods_are_pending_with_a_qos_class() {
+    let pod = |resources: Value, status: Value| {
+        defaulted(
+            Kind::Pod,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [
+                {"name": "c", "image": "i:1", "resources": resources}
+            ]}, "status": status}),
+        )
+    };
+    let fresh = pod(json!({}), Value::Null);
+    assert_eq!(
+        fresh["status"],
+        json!({"phase": "Pending", "qosClass": "BestEffort"})
+    );
+    // Limits alone: requests default to them, so the pod is Guaranteed.
+    let limited = pod(
+        json!({"limits": {"cpu": "1", "memory": "1Gi"}}),
+        Value::Null,
+    );
+    assert_eq!(limited["status"]["qosClass"], "Guaranteed");
+    let shipped = pod(
+        json!({"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}),
+        Value::Null,
+    );
+    assert_eq!(shipped["status"]["qosClass"], "Burstable");
+    // A status the kubelet wrote is kept.
+    let running = pod(
+        json!({}),
+        json!({"phase": "Running", "qosClass": "Burstable", "podIP": "127.0.1.1"}),
+    );
+    assert_eq!(
+        running["status"],
+        json!({"phase": "Running", "qosClass": "Burstable", "podIP": "127.0.1.1"})
+    );
+}

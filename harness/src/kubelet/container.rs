@@ -24,7 +24,7 @@ use super::env;
 use super::logs::{ContainerLog, DEFAULT_LOG_BYTES};
 use super::probe::{self, Action, Counter, ProbeKind, Timing};
 use super::status::{State, Termination, reason};
-use super::worker::PodContext;
+use super::worker::{PodContext, spec_grace};
 use crate::runtime::catalog::{HOSTBOT, Image};
 use crate::runtime::mounts::MountSpec;
 use crate::runtime::{ContainerConfig, Exec, Exit, Instance};
@@ -60,12 +60,14 @@ pub(crate) async fn run(ctx: Arc<PodContext>, index: usize, directive: watch::Re
         restart_backoff: Backoff::new(options.backoff_initial, options.backoff_max),
         pull_backoff: Backoff::new(options.backoff_initial, options.backoff_max),
         config_changed: ctx.config_changed.subscribe(),
+        pod_changes: ctx.pod.subscribe(),
         ctx: ctx.clone(),
         index,
         spec,
         directive,
         instances: 0,
         last: None,
+        redefined: false,
     };
     runner.run().await;
 }
@@ -76,12 +78,17 @@ struct Runner {
     spec: Container,
     directive: watch::Receiver<Directive>,
     config_changed: watch::Receiver<u64>,
+    /// The newest pod, to notice a changed image.
+    pod_changes: watch::Receiver<Arc<k8s_openapi::api::core::v1::Pod>>,
     restart_backoff: Backoff,
     pull_backoff: Backoff,
     /// How many instances were started (restartCount is this minus one).
     instances: i32,
     /// The latest termination, shown as `lastState` once the next instance starts.
     last: Option<Termination>,
+    /// The running instance was killed because the pod's image changed: restart regardless
+    /// of the restart policy.
+    redefined: bool,
 }
 
 /// A started instance and what its status needs.
@@ -98,6 +105,22 @@ impl Runner {
         self.spec.image.clone().unwrap_or_default()
     }
 
+    /// The container's image in the newest pod (the one mutable field of a container that
+    /// matters here: `kubectl set image pod/...`).
+    fn latest_image(&self) -> Option<String> {
+        let pod = self.pod_changes.borrow();
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.containers.get(self.index))
+            .and_then(|c| c.image.clone())
+    }
+
+    /// Whether the pod now asks for another image than the one in use.
+    fn image_changed(&self) -> bool {
+        self.latest_image()
+            .is_some_and(|image| Some(&image) != self.spec.image.as_ref())
+    }
+
     fn stopping(&self) -> bool {
         matches!(*self.directive.borrow(), Directive::Stop { .. })
     }
@@ -109,7 +132,9 @@ impl Runner {
     }
 
     fn set_waiting(&self, reason: &str, message: Option<String>) {
+        let image = self.image();
         self.ctx.update_container(self.index, |c| {
+            c.image = image;
             c.state = State::Waiting {
                 reason: reason.to_owned(),
                 message,
@@ -125,10 +150,20 @@ impl Runner {
         if self.stopping() {
             return false;
         }
-        tokio::select! {
-            () = tokio::time::sleep(d) => true,
-            changed = self.directive.changed() => changed.is_ok() && !self.stopping(),
-            _ = self.config_changed.changed(), if on_config => true,
+        let sleep = tokio::time::sleep(d);
+        let mut sleep = std::pin::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                changed = self.directive.changed() => return changed.is_ok() && !self.stopping(),
+                _ = self.config_changed.changed(), if on_config => return true,
+                changed = self.pod_changes.changed() => {
+                    // Status writes change the pod all the time; only a new image matters.
+                    if changed.is_err() || self.image_changed() {
+                        return true;
+                    }
+                }
+            }
         }
     }
 
@@ -136,6 +171,9 @@ impl Runner {
         loop {
             if self.stopping() {
                 return;
+            }
+            if let Some(image) = self.latest_image() {
+                self.spec.image = Some(image);
             }
             let Some(image) = self.pull().await else {
                 continue;
@@ -164,7 +202,8 @@ impl Runner {
                 Err(termination) => termination,
             };
             self.last = Some(termination.clone());
-            if self.stopping() || !self.should_restart(termination.exit_code) {
+            let redefined = std::mem::take(&mut self.redefined);
+            if self.stopping() || !(redefined || self.should_restart(termination.exit_code)) {
                 return;
             }
             if !self.crash_loop(&termination).await {
@@ -186,7 +225,12 @@ impl Runner {
     /// `ImagePullBackOff` until the pull back-off expires, and returns `None`.
     async fn pull(&mut self) -> Option<Image> {
         let image = self.image();
-        let err = match self.ctx.kubelet.options.catalog.resolve(&image) {
+        let kubelet = &self.ctx.kubelet;
+        let err = match kubelet
+            .runtime
+            .resolve(&kubelet.options.catalog, &image)
+            .await
+        {
             Ok(resolved) => return Some(resolved),
             Err(err) => err,
         };
@@ -247,6 +291,7 @@ impl Runner {
         env.extend(user);
 
         let argv = command_line(spec, &image.entrypoint, &env)?;
+        let ports = crate::runtime::ports::reachable(spec, &env);
         let scratch = self
             .ctx
             .dir
@@ -264,6 +309,8 @@ impl Runner {
             scratch,
             working_dir: spec.working_dir.as_ref().map(PathBuf::from),
             log: ContainerLog::new(DEFAULT_LOG_BYTES),
+            image: self.image(),
+            ports,
         })
     }
 
@@ -369,12 +416,14 @@ impl Runner {
         let name = self.spec.name.clone();
         match ctx.kubelet.runtime.start(&config).await {
             Ok(instance) => {
-                let container_id = format!(
-                    "harness://{:032x}{:032x}",
-                    rand::random::<u128>(),
-                    rand::random::<u128>()
-                );
-                let (killer, pid) = (instance.killer(), instance.pid());
+                let container_id = instance.container_id().unwrap_or_else(|| {
+                    format!(
+                        "harness://{:032x}{:032x}",
+                        rand::random::<u128>(),
+                        rand::random::<u128>()
+                    )
+                });
+                let (killer, pid, exec) = (instance.killer(), instance.pid(), instance.exec());
                 ctx.kubelet
                     .registry
                     .with(&ctx.namespace, &ctx.name, &ctx.uid, &name, |e| {
@@ -383,6 +432,7 @@ impl Runner {
                         }
                         e.current = Some(log);
                         e.killer = Some(killer);
+                        e.exec = Some(exec);
                         e.pid = pid;
                     });
                 ctx.event("Normal", "Created", format!("Created container: {name}"));
@@ -391,7 +441,9 @@ impl Runner {
                 let gated = self.spec.startup_probe.is_some();
                 let readiness = self.spec.readiness_probe.is_some();
                 let last = self.last.clone();
+                let image_name = self.image();
                 ctx.update_container(self.index, |c| {
+                    c.image = image_name;
                     c.state = State::Running { started_at };
                     c.container_id = Some(container_id.clone());
                     c.image_id = Some(image.image_id.clone());
@@ -431,7 +483,7 @@ impl Runner {
                     c.ready = false;
                     c.started = false;
                 });
-                let _ = std::fs::remove_dir_all(&config.scratch);
+                crate::runtime::mounts::remove_tree(&config.scratch);
                 Err(termination)
             }
         }
@@ -503,6 +555,20 @@ impl Runner {
                         break started.instance.wait().await;
                     }
                 }
+                changed = self.pod_changes.changed() => {
+                    if changed.is_ok() && self.image_changed() {
+                        probes.cancel();
+                        self.ctx.event(
+                            "Normal",
+                            "Killing",
+                            format!("Container {} definition changed, will be restarted", self.spec.name),
+                        );
+                        self.ctx.update_container(self.index, |c| c.ready = false);
+                        self.redefined = true;
+                        let deadline = tokio::time::Instant::now() + spec_grace(&self.ctx.pod());
+                        break self.kill(&mut started.instance, &exec, deadline, true).await;
+                    }
+                }
             }
         };
         probes.cancel();
@@ -516,6 +582,7 @@ impl Runner {
             .registry
             .with(&ctx.namespace, &ctx.name, &ctx.uid, &self.spec.name, |e| {
                 e.killer = None;
+                e.exec = None;
                 e.pid = None;
             });
         let termination = Termination {
@@ -533,7 +600,7 @@ impl Runner {
             c.ready = false;
             c.started = false;
         });
-        let _ = std::fs::remove_dir_all(&started.scratch);
+        crate::runtime::mounts::remove_tree(&started.scratch);
         termination
     }
 
@@ -823,7 +890,8 @@ mod tests {
             ..Default::default()
         };
         let hostbot = vec![HOSTBOT.to_owned()];
-        let cases: Vec<(Container, Vec<String>, Result<Vec<&str>, ()>)> = vec![
+        type Case<'a> = (Container, Vec<String>, Result<Vec<&'a str>, ()>);
+        let cases: Vec<Case> = vec![
             (container(None, None), hostbot.clone(), Ok(vec!["hostbot"])),
             (
                 container(None, Some(vec!["--port=$(PORT)"])),

@@ -241,11 +241,8 @@ pub async fn run(action: &Action, exec: &Exec, timeout: Duration) -> Result<(), 
         },
         Action::Exec(argv) => match exec.run(argv, timeout).await {
             Ok(out) if out.exit_code == 0 => Ok(()),
-            Ok(out) => Err(if out.output.is_empty() {
-                format!("command {:?} exited with {}", argv.join(" "), out.exit_code)
-            } else {
-                out.output
-            }),
+            // Upstream reports the command's output, even when there is none.
+            Ok(out) => Err(out.output),
             Err(e) => Err(e),
         },
         Action::Sleep(d) => {

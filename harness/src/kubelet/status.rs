@@ -476,11 +476,13 @@ mod tests {
     #[test]
     fn finished_phases_stick() {
         let t0 = Timestamp::UNIX_EPOCH;
-        let mut pod = Pod::default();
-        pod.spec = Some(PodSpec {
-            restart_policy: Some("Never".into()),
+        let mut pod = Pod {
+            spec: Some(PodSpec {
+                restart_policy: Some("Never".into()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let record = PodRecord {
             containers: vec![container(State::Terminated(exited(0)), false)],
             pod_ip: None,

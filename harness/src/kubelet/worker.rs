@@ -157,7 +157,8 @@ fn grace_left(pod: &Pod) -> Option<Duration> {
     Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
 }
 
-fn spec_grace(pod: &Pod) -> Duration {
+/// The pod's `terminationGracePeriodSeconds` (default 30).
+pub(crate) fn spec_grace(pod: &Pod) -> Duration {
     let secs = pod
         .spec
         .as_ref()
@@ -491,7 +492,7 @@ fn finish(ctx: &PodContext, ending: Ending, remove: bool) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .teardown();
-    let _ = std::fs::remove_dir_all(&ctx.dir);
+    crate::runtime::mounts::remove_tree(&ctx.dir);
     let registry = &ctx.kubelet.registry;
     registry.remove(&ctx.namespace, &ctx.name, &ctx.uid);
     if remove {

@@ -151,6 +151,33 @@ pub fn plan(mounts: &[MountSpec], scratch: &Path, exists: impl Fn(&Path) -> bool
     plan
 }
 
+/// Removes a directory tree the harness created, including overlay work directories, which
+/// the kernel leaves with mode 000 (only root could otherwise list them).
+pub fn remove_tree(path: &Path) {
+    fn open_up(path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if meta.is_dir() {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                open_up(&entry.path());
+            }
+        }
+    }
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => {
+            open_up(path);
+            if let Err(e) = std::fs::remove_dir_all(path) {
+                tracing::warn!(dir = %path.display(), "cannot remove: {e}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,22 +235,20 @@ impl ChildSetup {
                     return Err(io::Error::last_os_error());
                 }
             }
-            match &self.ns {
-                None => {}
-                Some(Ns::Direct) => {
-                    if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
+            let flags = match &self.ns {
+                None => 0,
+                Some(Ns::Direct) => libc::CLONE_NEWNS | libc::CLONE_NEWUTS,
+                Some(Ns::User { .. }) => {
+                    libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWUTS
                 }
-                Some(Ns::User { uid_map, gid_map }) => {
-                    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
-                    if libc::unshare(flags) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    write_file(c"/proc/self/setgroups", b"deny")?;
-                    write_file(c"/proc/self/uid_map", uid_map)?;
-                    write_file(c"/proc/self/gid_map", gid_map)?;
-                }
+            };
+            if flags != 0 && libc::unshare(flags) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(Ns::User { uid_map, gid_map }) = &self.ns {
+                write_file(c"/proc/self/setgroups", b"deny")?;
+                write_file(c"/proc/self/uid_map", uid_map)?;
+                write_file(c"/proc/self/gid_map", gid_map)?;
             }
             if self.ns.is_some() {
                 let flags = libc::MS_REC | libc::MS_PRIVATE;
@@ -377,7 +375,7 @@ pub fn signal_group(pgid: u32, signal: libc::c_int) -> bool {
     unsafe { libc::kill(-pgid, signal) == 0 }
 }
 
-/// Whether a process exists (and is not a zombie we could still reap).
+/// Whether a process exists (a zombie counts).
 #[allow(unsafe_code)]
 pub fn process_exists(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {

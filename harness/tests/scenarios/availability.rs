@@ -49,11 +49,16 @@ async fn s05_deleted_pod_is_replaced_without_a_failed_request() {
 
     // A replacement appears, the count is back to three ready pods, and the deleted pod has
     // finished terminating (its drain is over), all while the loop keeps running.
-    wait(&cluster, "a ready replacement and the victim gone", STEP, |store| {
-        ready_pods(store, "app=hostbot").len() == 3
-            && all_pods(store, "app=hostbot").len() == 3
-            && store.get_as::<Pod>("default", &victim).is_none()
-    })
+    wait(
+        &cluster,
+        "a ready replacement and the victim gone",
+        STEP,
+        |store| {
+            ready_pods(store, "app=hostbot").len() == 3
+                && all_pods(store, "app=hostbot").len() == 3
+                && store.get_as::<Pod>("default", &victim).is_none()
+        },
+    )
     .await;
     let after = live_pods(store, "app=hostbot");
     let new: Vec<String> = after
@@ -66,18 +71,31 @@ async fn s05_deleted_pod_is_replaced_without_a_failed_request() {
         .iter()
         .max_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0))
         .map(name);
-    assert_eq!(youngest.as_ref(), Some(&new[0]), "the replacement has the youngest AGE");
-    wait(&cluster, "the replacement among the endpoints", STEP, |store| {
-        endpoint_ips(store, "hostbot").is_some_and(|(ready, _)| ready.len() == 3)
-    })
+    assert_eq!(
+        youngest.as_ref(),
+        Some(&new[0]),
+        "the replacement has the youngest AGE"
+    );
+    wait(
+        &cluster,
+        "the replacement among the endpoints",
+        STEP,
+        |store| endpoint_ips(store, "hostbot").is_some_and(|(ready, _)| ready.len() == 3),
+    )
     .await;
 
     traffic.run_for(30).await;
     let report = traffic.stop().await;
     report.assert_no_failures("deleting one pod of three");
     let hosts = report.by_host();
-    assert!(hosts.contains_key(&victim), "the victim served before: {hosts:?}");
-    assert!(hosts.contains_key(&new[0]), "the replacement gets traffic: {hosts:?}");
+    assert!(
+        hosts.contains_key(&victim),
+        "the victim served before: {hosts:?}"
+    );
+    assert!(
+        hosts.contains_key(&new[0]),
+        "the replacement gets traffic: {hosts:?}"
+    );
 
     forward.stop();
     shutdown(cluster).await;
@@ -88,7 +106,11 @@ async fn s07_rolling_update_replaces_every_pod_without_a_failed_request() {
     let cluster = start().await;
     hostbot_behind_its_service(&cluster).await;
     let store = cluster.store();
-    let old_rs = replica_sets(store, "hostbot")[0].metadata.name.clone().unwrap();
+    let old_rs = replica_sets(store, "hostbot")[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
     let forward = cluster
         .port_forward("default", "svc/hostbot", &["0:80"])
         .await
@@ -98,15 +120,23 @@ async fn s07_rolling_update_replaces_every_pod_without_a_failed_request() {
 
     // Change the image tag and apply.
     set_image(&cluster, "hostbot", "yourname/hostbot:v2");
-    wait(&cluster, "the rollout to v2, old pods gone", STEP, |store| {
-        rolled_out(store, "hostbot", 3)
-            && all_pods(store, "app=hostbot").len() == 3
-            && replica_sets(store, "hostbot").len() == 2
-    })
+    wait(
+        &cluster,
+        "the rollout to v2, old pods gone",
+        STEP,
+        |store| {
+            rolled_out(store, "hostbot", 3)
+                && all_pods(store, "app=hostbot").len() == 3
+                && replica_sets(store, "hostbot").len() == 2
+        },
+    )
     .await;
-    wait(&cluster, "the new pods among the endpoints", STEP, |store| {
-        endpoint_ips(store, "hostbot").is_some_and(|(ready, _)| ready.len() == 3)
-    })
+    wait(
+        &cluster,
+        "the new pods among the endpoints",
+        STEP,
+        |store| endpoint_ips(store, "hostbot").is_some_and(|(ready, _)| ready.len() == 3),
+    )
     .await;
     traffic.run_for(30).await;
     let report = traffic.stop().await;
@@ -122,7 +152,11 @@ async fn s07_rolling_update_replaces_every_pod_without_a_failed_request() {
     assert_eq!(old.spec.unwrap().replicas, Some(0));
     assert_eq!(old.status.unwrap().replicas, 0);
     for pod in live_pods(store, "app=hostbot") {
-        assert!(name(&pod).starts_with(&format!("{new_rs}-")), "{}", name(&pod));
+        assert!(
+            name(&pod).starts_with(&format!("{new_rs}-")),
+            "{}",
+            name(&pod)
+        );
     }
 
     // The events show the steps: the new set scaled up, the old one down to zero.
@@ -135,12 +169,17 @@ async fn s07_rolling_update_replaces_every_pod_without_a_failed_request() {
     let down = format!("Scaled down replica set {old_rs}");
     assert!(steps.iter().any(|m| m.starts_with(&up)), "{steps:#?}");
     assert!(
-        steps.iter().any(|m| m.starts_with(&down) && m.ends_with(" to 0")),
+        steps
+            .iter()
+            .any(|m| m.starts_with(&down) && m.ends_with(" to 0")),
         "{steps:#?}"
     );
     let first_up = steps.iter().position(|m| m.starts_with(&up)).unwrap();
     let first_down = steps.iter().position(|m| m.starts_with(&down)).unwrap();
-    assert!(first_up < first_down, "surge first (maxUnavailable 0): {steps:#?}");
+    assert!(
+        first_up < first_down,
+        "surge first (maxUnavailable 0): {steps:#?}"
+    );
 
     // Not one failed request; both versions answered, the last answers all come from v2.
     report.assert_no_failures("a rolling update");

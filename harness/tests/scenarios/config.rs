@@ -91,7 +91,12 @@ async fn s14_configmap_volume_update_reaches_running_pods_without_a_failed_reque
     traffic.run_for(20).await;
 
     // Edit myconfig.txt and apply: every running pod serves the new content, in place.
-    set_config(&cluster, "hello-server-configmap", "myconfig.txt", "I am full.");
+    set_config(
+        &cluster,
+        "hello-server-configmap",
+        "myconfig.txt",
+        "I am full.",
+    );
     for pod in &before {
         let addr = pod_addr(pod, 8080);
         let deadline = tokio::time::Instant::now() + STEP;

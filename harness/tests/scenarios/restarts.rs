@@ -27,24 +27,43 @@ async fn s17_killed_container_restarts_in_the_same_pod() {
         .expect("a process runs the container");
 
     // kill -9 <pid>
-    assert!(cluster.kubelet().kill_container("default", &names[0], "hostbot"));
+    assert!(
+        cluster
+            .kubelet()
+            .kill_container("default", &names[0], "hostbot")
+    );
 
     // RESTARTS 1, the same pod, ready again, a new process.
-    wait(&cluster, "the container restarted and ready", STEP, |store| {
-        store
-            .get_as::<Pod>("default", &names[0])
-            .is_some_and(|p| restarts(&p) == 1 && podutil::is_pod_ready(&p))
-    })
+    wait(
+        &cluster,
+        "the container restarted and ready",
+        STEP,
+        |store| {
+            store
+                .get_as::<Pod>("default", &names[0])
+                .is_some_and(|p| restarts(&p) == 1 && podutil::is_pod_ready(&p))
+        },
+    )
     .await;
     let restarted: Pod = cluster.get("default", &names[0]).unwrap();
     assert_eq!(uid(&restarted), uid(&pod), "the same pod object");
-    let status = restarted.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0].clone();
+    let status = restarted
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+        .clone();
     let last = status
         .last_state
         .and_then(|s| s.terminated)
         .expect("the last state is the killed instance");
     assert_eq!(last.exit_code, 137, "killed by SIGKILL: {last:?}");
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the old process is gone");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the old process is gone"
+    );
     let new_pid = cluster
         .kubelet()
         .container_pid("default", &names[0], "hostbot")
@@ -82,24 +101,39 @@ async fn s18_unready_pod_gets_no_traffic_and_failing_liveness_restarts_the_conta
     // Readiness: /readyz starts failing on one pod; it leaves the endpoints and the balancer.
     let unready = &pods[0];
     let unready_ip = pod_addr(unready, 80).ip().to_string();
-    let answer = post(pod_addr(unready, 80), "/readyz/disable").await.unwrap();
+    let answer = post(pod_addr(unready, 80), "/readyz/disable")
+        .await
+        .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
     let proxy = cluster.proxy().clone();
-    wait(&cluster, "the unready pod out of the endpoints and the balancer", STEP, |store| {
-        let out_of_endpoints = endpoint_ips(store, "hostbot").is_some_and(|(ready, not_ready)| {
-            ready.len() == 2 && not_ready == [unready_ip.clone()]
-        });
-        let backends = proxy.backends("default", "hostbot", 80);
-        out_of_endpoints && backends.len() == 2 && backends.iter().all(|b| b.ip().to_string() != unready_ip)
-    })
+    wait(
+        &cluster,
+        "the unready pod out of the endpoints and the balancer",
+        STEP,
+        |store| {
+            let out_of_endpoints =
+                endpoint_ips(store, "hostbot").is_some_and(|(ready, not_ready)| {
+                    ready.len() == 2 && not_ready == [unready_ip.clone()]
+                });
+            let backends = proxy.backends("default", "hostbot", 80);
+            out_of_endpoints
+                && backends.len() == 2
+                && backends.iter().all(|b| b.ip().to_string() != unready_ip)
+        },
+    )
     .await;
     let mut hosts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..20 {
         let answer = get(local, "/").await.expect("the ready pods serve");
         assert_eq!(answer.status, 200);
-        *hosts.entry(answer.json()["host"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        *hosts
+            .entry(answer.json()["host"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
     }
-    assert!(!hosts.contains_key(&name(unready)), "the unready pod got traffic: {hosts:?}");
+    assert!(
+        !hosts.contains_key(&name(unready)),
+        "the unready pod got traffic: {hosts:?}"
+    );
     assert_eq!(hosts.len(), 2, "{hosts:?}");
     let still: Pod = cluster.get("default", &name(unready)).unwrap();
     assert_eq!(restarts(&still), 0, "readiness never restarts");
@@ -108,13 +142,20 @@ async fn s18_unready_pod_gets_no_traffic_and_failing_liveness_restarts_the_conta
     // Liveness: /healthz starts failing on another pod; the kubelet restarts its container,
     // whose fresh process is healthy again.
     let unhealthy = &pods[1];
-    let answer = post(pod_addr(unhealthy, 80), "/healthz/disable").await.unwrap();
+    let answer = post(pod_addr(unhealthy, 80), "/healthz/disable")
+        .await
+        .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
-    wait(&cluster, "the unhealthy container restarted and ready", STEP, |store| {
-        store
-            .get_as::<Pod>("default", &name(unhealthy))
-            .is_some_and(|p| restarts(&p) >= 1 && podutil::is_pod_ready(&p))
-    })
+    wait(
+        &cluster,
+        "the unhealthy container restarted and ready",
+        STEP,
+        |store| {
+            store
+                .get_as::<Pod>("default", &name(unhealthy))
+                .is_some_and(|p| restarts(&p) >= 1 && podutil::is_pod_ready(&p))
+        },
+    )
     .await;
     let restarted: Pod = cluster.get("default", &name(unhealthy)).unwrap();
     assert_eq!(uid(&restarted), uid(unhealthy), "the same pod");

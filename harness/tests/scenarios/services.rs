@@ -40,12 +40,18 @@ async fn s11_service_round_robins_over_ready_pods_and_its_node_port_answers() {
     get_eventually(local, "/", STEP).await;
     let mut hosts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..30 {
-        let answer = get(local, "/").await.expect("a request through the Service");
+        let answer = get(local, "/")
+            .await
+            .expect("a request through the Service");
         assert_eq!(answer.status, 200);
         let host = answer.json()["host"].as_str().unwrap_or("?").to_owned();
         *hosts.entry(host).or_default() += 1;
     }
-    assert_eq!(hosts.keys().cloned().collect::<BTreeSet<_>>(), pods, "{hosts:?}");
+    assert_eq!(
+        hosts.keys().cloned().collect::<BTreeSet<_>>(),
+        pods,
+        "{hosts:?}"
+    );
     let (min, max) = (hosts.values().min().unwrap(), hosts.values().max().unwrap());
     assert!(max - min <= 1, "round-robin spreads evenly: {hosts:?}");
 
@@ -53,7 +59,10 @@ async fn s11_service_round_robins_over_ready_pods_and_its_node_port_answers() {
     let service: Service = cluster.get("default", "hostbot").unwrap();
     let cluster_ip = service.spec.unwrap().cluster_ip.expect("a cluster IP");
     assert_eq!(
-        cluster.proxy().cluster_ip("default", "hostbot").map(|ip| ip.to_string()),
+        cluster
+            .proxy()
+            .cluster_ip("default", "hostbot")
+            .map(|ip| ip.to_string()),
         Some(cluster_ip.clone())
     );
     let addr = SocketAddr::new(cluster_ip.parse().unwrap(), 80);
@@ -120,9 +129,16 @@ async fn s12_selector_typo_leaves_no_endpoints_until_the_selector_is_fixed() {
     );
 
     let proxy = cluster.proxy().clone();
-    wait(&cluster, "the proxy listening on the cluster IP", STEP, |_| {
-        proxy.listen_addrs("default", "hostbot").contains(&cluster_ip)
-    })
+    wait(
+        &cluster,
+        "the proxy listening on the cluster IP",
+        STEP,
+        |_| {
+            proxy
+                .listen_addrs("default", "hostbot")
+                .contains(&cluster_ip)
+        },
+    )
     .await;
 
     // Every connection through the Service fails, promptly: reset, not left hanging.
@@ -131,7 +147,10 @@ async fn s12_selector_typo_leaves_no_endpoints_until_the_selector_is_fixed() {
             let started = Instant::now();
             let outcome = http(addr, "GET", "/", Duration::from_secs(10)).await;
             let why = outcome.expect_err("no request through a Service without endpoints succeeds");
-            assert!(!why.starts_with("no answer"), "{addr}: hung until the deadline: {why}");
+            assert!(
+                !why.starts_with("no answer"),
+                "{addr}: hung until the deadline: {why}"
+            );
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "{addr}: took {:?} to fail: {why}",

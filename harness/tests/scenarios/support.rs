@@ -75,7 +75,10 @@ pub async fn shutdown(cluster: Cluster) {
         .into_iter()
         .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
         .collect();
-    assert!(left.is_empty(), "container processes outlived the cluster: {left:?}");
+    assert!(
+        left.is_empty(),
+        "container processes outlived the cluster: {left:?}"
+    );
 }
 
 /// A manifest shipped in `manifests/`.
@@ -204,7 +207,8 @@ pub fn restarts(pod: &Pod) -> i32 {
 pub fn replica_sets(store: &Store, deployment: &str) -> Vec<ReplicaSet> {
     let mut sets: Vec<ReplicaSet> = store.list_as(Some("default"), &Selector::default());
     sets.retain(|rs| {
-        podutil::owner_of(&rs.metadata).is_some_and(|o| o.kind == "Deployment" && o.name == deployment)
+        podutil::owner_of(&rs.metadata)
+            .is_some_and(|o| o.kind == "Deployment" && o.name == deployment)
     });
     sets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     sets
@@ -217,7 +221,13 @@ pub fn endpoint_ips(store: &Store, name: &str) -> Option<(Vec<String>, Vec<Strin
     let (mut ready, mut not_ready) = (Vec::new(), Vec::new());
     for subset in endpoints.subsets.iter().flatten() {
         ready.extend(subset.addresses.iter().flatten().map(|a| a.ip.clone()));
-        not_ready.extend(subset.not_ready_addresses.iter().flatten().map(|a| a.ip.clone()));
+        not_ready.extend(
+            subset
+                .not_ready_addresses
+                .iter()
+                .flatten()
+                .map(|a| a.ip.clone()),
+        );
     }
     ready.sort();
     not_ready.sort();
@@ -422,10 +432,15 @@ fn parse_answer(raw: &[u8]) -> Result<Answer, String> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("bad status line: {head:?}"))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Ok(Answer { status, body })
 }
 
@@ -509,9 +524,10 @@ impl Traffic {
                 report.sent += 1;
                 match get(addr, path).await {
                     Ok(answer) if answer.status == 200 => report.answers.push(answer.body),
-                    Ok(answer) => report
-                        .failures
-                        .push((n, format!("status {}: {}", answer.status, answer.body.trim()))),
+                    Ok(answer) => report.failures.push((
+                        n,
+                        format!("status {}: {}", answer.status, answer.body.trim()),
+                    )),
                     Err(why) => report.failures.push((n, why)),
                 }
                 counter.fetch_add(1, Ordering::Relaxed);

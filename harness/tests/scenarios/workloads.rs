@@ -120,15 +120,20 @@ async fn s04_deleted_replica_set_is_recreated_with_its_pods() {
 
     // The Deployment makes it again (same template, same name, a new object) with new pods,
     // and the old pods go with the old ReplicaSet.
-    wait(&cluster, "a new ReplicaSet with three new ready pods", STEP, |store| {
-        let recreated = store
-            .get_as::<ReplicaSet>("default", &rs_name)
-            .is_some_and(|rs| rs.metadata.uid.as_deref() != Some(old_uid.as_str()));
-        let pods = all_pods(store, "app=hostbot");
-        recreated
-            && rolled_out(store, "hostbot", 3)
-            && pods.iter().all(|p| !old_pods.contains(&uid(p)))
-    })
+    wait(
+        &cluster,
+        "a new ReplicaSet with three new ready pods",
+        STEP,
+        |store| {
+            let recreated = store
+                .get_as::<ReplicaSet>("default", &rs_name)
+                .is_some_and(|rs| rs.metadata.uid.as_deref() != Some(old_uid.as_str()));
+            let pods = all_pods(store, "app=hostbot");
+            recreated
+                && rolled_out(store, "hostbot", 3)
+                && pods.iter().all(|p| !old_pods.contains(&uid(p)))
+        },
+    )
     .await;
     let sets = replica_sets(store, "hostbot");
     assert_eq!(sets.len(), 1, "only the recreated ReplicaSet: {sets:?}");
@@ -189,13 +194,18 @@ async fn s06_relabelled_pod_is_orphaned_and_replaced_then_adopted_back() {
     // kubectl label pod <victim> app=hostbot --overwrite: four pods match, the ReplicaSet
     // adopts the orphan and deletes one.
     relabel("hostbot");
-    wait(&cluster, "three pods again after the adoption", STEP, |store| {
-        let live = live_pods(store, "app=hostbot");
-        live.len() == 3
-            && live.iter().all(|p| {
-                podutil::owner_of(&p.metadata).is_some_and(|o| o.kind == "ReplicaSet")
-            })
-    })
+    wait(
+        &cluster,
+        "three pods again after the adoption",
+        STEP,
+        |store| {
+            let live = live_pods(store, "app=hostbot");
+            live.len() == 3
+                && live
+                    .iter()
+                    .all(|p| podutil::owner_of(&p.metadata).is_some_and(|o| o.kind == "ReplicaSet"))
+        },
+    )
     .await;
     let live: BTreeSet<String> = live_pods(store, "app=hostbot").iter().map(name).collect();
     let deleted: Vec<&String> = replacement
@@ -203,12 +213,23 @@ async fn s06_relabelled_pod_is_orphaned_and_replaced_then_adopted_back() {
         .chain([&victim_name])
         .filter(|n| !live.contains(*n))
         .collect();
-    assert_eq!(deleted.len(), 1, "one of the four matching pods was deleted: {deleted:?}");
-    let reasons = events(store, &replica_sets(store, "hostbot")[0].metadata.name.clone().unwrap());
-    assert!(
-        reasons.iter().any(|(r, _)| r == "SuccessfulDelete"),
-        "the ReplicaSet recorded the deletion: {reasons:?}"
+    assert_eq!(
+        deleted.len(),
+        1,
+        "one of the four matching pods was deleted: {deleted:?}"
     );
+    // kubectl get events: the ReplicaSet says so (recorded just after the deletion).
+    let rs_name = replica_sets(store, "hostbot")[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    wait(&cluster, "a SuccessfulDelete event", STEP, |store| {
+        events(store, &rs_name)
+            .iter()
+            .any(|(r, m)| r == "SuccessfulDelete" && m == &format!("Deleted pod: {}", deleted[0]))
+    })
+    .await;
 
     shutdown(cluster).await;
 }
