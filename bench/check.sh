@@ -4,7 +4,7 @@
 # against one hostbot at rising rates, and wrk (closed loop, Connection: close) against the
 # same hostbot in the same run for comparison. Everything on 127.0.0.1.
 #
-# Usage: bench/check.sh        (RATES="2000 5000 8000" DURATION=10s to change)
+# Usage: bench/check.sh        (RATES="2000 5000 8000" DURATION=10s SKIP_BUILD=1 to change)
 # Needs: wrk (apt-get install wrk).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,8 +12,10 @@ RATES=${RATES:-"2000 5000 8000"}
 DURATION=${DURATION:-10s}
 command -v wrk >/dev/null || { echo "bench: wrk not found (apt-get install wrk)" >&2; exit 1; }
 
-echo "== building harness and hostbot (release)" >&2
-(cd "$ROOT" && cargo build --quiet --release -p harness -p hostbot)
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "== building harness and hostbot (release)" >&2
+    (cd "$ROOT" && cargo build --quiet --release -p harness -p hostbot)
+fi
 HARNESS="$ROOT/target/release/harness"
 HOSTBOT="$ROOT/target/release/hostbot"
 

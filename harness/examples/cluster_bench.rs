@@ -108,6 +108,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn start(hostbot: Option<PathBuf>, runtime: RuntimeKind) -> anyhow::Result<Cluster> {
+    // Containers run in their own working directory: the program path must be absolute.
+    let hostbot = hostbot
+        .map(|p| {
+            std::fs::canonicalize(&p).with_context(|| format!("hostbot binary {}", p.display()))
+        })
+        .transpose()?;
     let options = ClusterOptions {
         runtime,
         hostbot_command: hostbot.map(|p| vec![OsString::from(p)]),
@@ -160,13 +166,19 @@ async fn ready(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let note = |pods: &mut HashMap<String, Timeline>, ready_count: &mut usize, pod: &Pod| {
         let at = started.elapsed();
-        let entry = pods.entry(pod.metadata.uid.clone().unwrap_or_default()).or_default();
+        let entry = pods
+            .entry(pod.metadata.uid.clone().unwrap_or_default())
+            .or_default();
         entry.created.get_or_insert(at);
         let running = pod
             .status
             .as_ref()
             .and_then(|s| s.container_statuses.as_ref())
-            .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())));
+            .is_some_and(|c| {
+                !c.is_empty()
+                    && c.iter()
+                        .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            });
         if running {
             entry.running.get_or_insert(at);
         }
@@ -193,7 +205,10 @@ async fn ready(
                 }
             }
             Err(RecvError::Lagged(_)) => {
-                for pod in cluster.store().list_as::<Pod>(Some("default"), &Selector::default()) {
+                for pod in cluster
+                    .store()
+                    .list_as::<Pod>(Some("default"), &Selector::default())
+                {
                     note(&mut pods, &mut ready_count, &pod);
                 }
             }
@@ -220,9 +235,18 @@ async fn ready(
         met &= hwm < rss_goal;
     }
     let phase = |pick: fn(&Timeline) -> Option<Duration>| {
-        let mut times: Vec<f64> = pods.values().filter_map(pick).map(|d| d.as_secs_f64()).collect();
+        let mut times: Vec<f64> = pods
+            .values()
+            .filter_map(pick)
+            .map(|d| d.as_secs_f64())
+            .collect();
         times.sort_by(f64::total_cmp);
-        let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+        let at = |q: f64| {
+            times
+                .get(((times.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
         format!("{:.2}/{:.2}/{:.2}", at(0.0), at(0.5), at(1.0))
     };
     let created = phase(|t| t.created);
@@ -234,7 +258,11 @@ async fn ready(
     println!(
         "| apply -> {replicas} {runtime_name} pods Ready | {:.2} s | {} | {} | created {created}, running {running}, Ready {ready_at} s (min/median/max); harness CPU {cpu:.2} s, RSS {rss:.0} MB (peak {hwm:.0} MB); shutdown {:.1} s |",
         elapsed.as_secs_f64(),
-        if goals.is_empty() { "-".to_owned() } else { goals.join(", ") },
+        if goals.is_empty() {
+            "-".to_owned()
+        } else {
+            goals.join(", ")
+        },
         if met { "met" } else { "**missed**" },
         shutdown.as_secs_f64(),
     );
@@ -287,7 +315,12 @@ async fn idle(
         pods_cpu,
     );
     if details {
-        eprintln!("harness threads: {}", std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0));
+        eprintln!(
+            "harness threads: {}",
+            std::fs::read_dir("/proc/self/task")
+                .map(|d| d.count())
+                .unwrap_or(0)
+        );
     }
     Ok(())
 }
@@ -310,7 +343,12 @@ fn stat_cpu(path: &str) -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state field.
     (ticks(11) + ticks(12)) as f64 / 100.0
 }

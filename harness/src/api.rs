@@ -19,7 +19,7 @@ mod portforward;
 mod query;
 mod resource;
 mod routes;
-mod spdy;
+pub(crate) mod spdy;
 mod status;
 mod strict;
 mod table;

@@ -12,7 +12,7 @@
 //! # Layout
 //! - `worker`: one pod's lifecycle: admission, IP, volumes, termination, removal.
 //! - `container`: one container's lifecycle: image, env, start, probes, restarts, stop.
-//! - `probe`: probe and hook actions, timings and thresholds.
+//! - `probe`: probe and hook actions, timings and thresholds; `prober`: the probing loop.
 //! - `env`, `volume`: the environment and the volumes of a container, as upstream builds them.
 //! - `status`: records and the `pod.status` they render to.
 //! - `backoff`: crash-loop and image-pull back-off.
@@ -27,6 +27,7 @@ mod container;
 pub mod env;
 pub mod logs;
 pub mod probe;
+mod prober;
 pub mod status;
 pub mod volume;
 mod worker;

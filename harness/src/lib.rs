@@ -12,6 +12,8 @@
 //! - [`runtime`]: container runtimes (real processes or in-process hostbots) and the image catalog.
 //! - [`proxy`]: the Service proxy (kube-proxy, IPVS style) ([`proxy::ServiceProxy`]).
 //! - [`portforward`]: `port-forward` to pods, Deployments, ReplicaSets and Services.
+//! - [`kube_forward`]: port-forwarding through any cluster's API (SPDY sessions per pod, a
+//!   Service's endpoints per connection), for `check --kubeconfig` and `harness port-forward`.
 //! - [`controller`]: Deployment, ReplicaSet, Endpoints and Reloader reconcilers ([`controller::spawn`]).
 //! - [`podutil`]: pod readiness, availability and controller references.
 //! - [`api`]: the Kubernetes API over HTTPS that the real kubectl drives ([`api::serve`]);
@@ -24,6 +26,7 @@ pub mod controller;
 pub mod defaults;
 pub mod error;
 pub mod ipam;
+pub mod kube_forward;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod manifest;

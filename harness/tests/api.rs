@@ -8,6 +8,8 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/kube_forward.rs"]
+mod kube_forward;
 #[path = "api/kube_portforward.rs"]
 mod kube_portforward;
 

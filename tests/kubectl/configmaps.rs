@@ -2,15 +2,20 @@
 //! and 1 (S16). Seed 004.
 
 use crate::support::{
-    Load, Table, Up, assert_contains, events_section, fixture, hostbot_json, http_get,
-    http_request,
+    Load, Table, Up, assert_contains, events_section, fixture, hostbot_json, http_get, http_request,
 };
 
 /// Applies `hello-server-env.yaml` (PORT 8081 from the ConfigMap) and waits for its pod.
 fn env_deployment(up: &Up) -> String {
     let file = fixture("hello-server-env.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", file.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            file.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server created\nconfigmap/hello-server-configmap created\n"
     );
     up.rollout_complete("hello-server");
@@ -25,18 +30,34 @@ fn env_deployment(up: &Up) -> String {
 fn s13_a_configmap_env_var_takes_effect_after_rollout_restart() {
     let Some(up) = Up::start() else { return };
     let first = env_deployment(&up);
-    let tables = Table::parse_all(&up.ok(&["get", "deployment,configmap", "--namespace", "default"]));
+    let tables =
+        Table::parse_all(&up.ok(&["get", "deployment,configmap", "--namespace", "default"]));
     assert_eq!(tables.len(), 2, "{tables:#?}");
-    assert_eq!(tables[0].cell("deployment.apps/hello-server", "READY"), "1/1");
+    assert_eq!(
+        tables[0].cell("deployment.apps/hello-server", "READY"),
+        "1/1"
+    );
     assert_eq!(tables[1].headers, ["NAME", "DATA", "AGE"]);
-    assert_eq!(tables[1].cell("configmap/hello-server-configmap", "DATA"), "1");
+    assert_eq!(
+        tables[1].cell("configmap/hello-server-configmap", "DATA"),
+        "1"
+    );
 
     let (_forward, port) = up.port_forward("deployments/hello-server", 8081);
     assert_eq!(hostbot_json("127.0.0.1", port)["host"], first.as_str());
 
-    let changed = up.edited("hello-server-env.yaml", &[("PORT: \"8081\"", "PORT: \"5555\"")]);
+    let changed = up.edited(
+        "hello-server-env.yaml",
+        &[("PORT: \"8081\"", "PORT: \"5555\"")],
+    );
     assert_eq!(
-        up.ok(&["apply", "--filename", changed.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            changed.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server unchanged\nconfigmap/hello-server-configmap configured\n"
     );
     // The running pod still has the old value: same pod, no restart, still on 8081.
@@ -46,7 +67,13 @@ fn s13_a_configmap_env_var_takes_effect_after_rollout_restart() {
     assert_eq!(pods.cell(&first, "RESTARTS"), "0");
 
     assert_eq!(
-        up.ok(&["rollout", "restart", "deployment/hello-server", "--namespace", "default"]),
+        up.ok(&[
+            "rollout",
+            "restart",
+            "deployment/hello-server",
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server restarted\n"
     );
     up.rollout_complete("hello-server");
@@ -70,13 +97,25 @@ fn s14_a_configmap_volume_updates_in_place() {
     let Some(up) = Up::start() else { return };
     let file = fixture("hello-server-volume.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", file.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            file.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server created\nconfigmap/hello-server-configmap created\n"
     );
     up.rollout_complete("hello-server");
     let pods = up.table(&["pod", "--namespace", "default"]);
     assert_eq!(pods.rows.len(), 3, "{}", pods.text);
-    let describe = up.ok(&["describe", "configmap", "hello-server-configmap", "--namespace", "default"]);
+    let describe = up.ok(&[
+        "describe",
+        "configmap",
+        "hello-server-configmap",
+        "--namespace",
+        "default",
+    ]);
     assert_contains(
         &describe,
         &[
@@ -92,11 +131,28 @@ fn s14_a_configmap_volume_updates_in_place() {
     let config: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(config["myconfig.txt"], "I am hungry.", "{body}");
 
-    let ips = up.table(&["pods", "-o", "custom-columns=NAME:.metadata.name,IP:.status.podIP"]);
-    let loads: Vec<Load> = ips.rows.iter().map(|r| Load::start(&r["IP"], 8080)).collect();
-    let changed = up.edited("hello-server-volume.yaml", &[("I am hungry.", "I am full.")]);
+    let ips = up.table(&[
+        "pods",
+        "-o",
+        "custom-columns=NAME:.metadata.name,IP:.status.podIP",
+    ]);
+    let loads: Vec<Load> = ips
+        .rows
+        .iter()
+        .map(|r| Load::start(&r["IP"], 8080))
+        .collect();
+    let changed = up.edited(
+        "hello-server-volume.yaml",
+        &[("I am hungry.", "I am full.")],
+    );
     assert_eq!(
-        up.ok(&["apply", "--filename", changed.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            changed.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server unchanged\nconfigmap/hello-server-configmap configured\n"
     );
     for row in &ips.rows {
@@ -108,12 +164,19 @@ fn s14_a_configmap_volume_updates_in_place() {
     }
     for load in loads {
         let stats = load.stop();
-        assert_eq!(stats.failed, 0, "failed requests during the update: {stats:?}");
+        assert_eq!(
+            stats.failed, 0,
+            "failed requests during the update: {stats:?}"
+        );
         assert!(stats.ok > 0);
     }
     let after = up.table(&["pod", "--namespace", "default"]);
     assert_eq!(after.names(), pods.names(), "the pods were replaced");
-    assert!(after.rows.iter().all(|r| r["RESTARTS"] == "0"), "{}", after.text);
+    assert!(
+        after.rows.iter().all(|r| r["RESTARTS"] == "0"),
+        "{}",
+        after.text
+    );
     up.stop();
 }
 
@@ -133,15 +196,20 @@ fn s15_a_missing_key_with_max_surge_0_is_an_outage() {
         up.ok(&["apply", "--filename", broken, "--namespace", "default"]),
         "deployment.apps/hello-server configured\nconfigmap/hello-server-configmap unchanged\n"
     );
-    let pods = up.wait_table(&["pod", "--namespace", "default"], "the new pod alone, stuck", |t| {
-        t.rows.len() == 1 && t.rows[0]["STATUS"] == "CreateContainerConfigError"
-    });
+    let pods = up.wait_table(
+        &["pod", "--namespace", "default"],
+        "the new pod alone, stuck",
+        |t| t.rows.len() == 1 && t.rows[0]["STATUS"] == "CreateContainerConfigError",
+    );
     let new = pods.rows[0]["NAME"].clone();
     assert_ne!(new, old);
     assert_eq!(pods.cell(&new, "READY"), "0/1");
     assert_eq!(pods.cell(&new, "RESTARTS"), "0");
     // The tutorial's curl fails: nothing serves any more.
-    assert!(!matches!(http_get(port, "/"), Ok((200, _))), "the old pod still answers");
+    assert!(
+        !matches!(http_get(port, "/"), Ok((200, _))),
+        "the old pod still answers"
+    );
 
     // `kubectl describe pod` without a name, as in the tutorial.
     let describe = up.ok(&["describe", "pod", "--namespace", "default"]);
@@ -164,9 +232,19 @@ fn s15_a_missing_key_with_max_surge_0_is_an_outage() {
     let events = events_section(&describe).join("\n");
     assert_contains(
         &events,
-        &["kubelet            Error: couldn't find key HOST in ConfigMap default/hello-server-configmap"],
+        &[
+            "kubelet            Error: couldn't find key HOST in ConfigMap default/hello-server-configmap",
+        ],
     );
-    let yaml = up.ok(&["get", "deployment", "hello-server", "--output", "yaml", "--namespace", "default"]);
+    let yaml = up.ok(&[
+        "get",
+        "deployment",
+        "hello-server",
+        "--output",
+        "yaml",
+        "--namespace",
+        "default",
+    ]);
     assert_contains(
         &yaml,
         &[
@@ -177,16 +255,33 @@ fn s15_a_missing_key_with_max_surge_0_is_an_outage() {
             "  updatedReplicas: 1\n",
         ],
     );
-    let yaml = up.ok(&["get", "configmap", "hello-server-configmap", "--output", "yaml", "--namespace", "default"]);
+    let yaml = up.ok(&[
+        "get",
+        "configmap",
+        "hello-server-configmap",
+        "--output",
+        "yaml",
+        "--namespace",
+        "default",
+    ]);
     assert_contains(&yaml, &["data:\n  PORT: \"8081\"\n"]);
     assert!(!yaml.contains("HOST"), "{yaml}");
 
     let fixed = up.edited(
         "hello-server-destruction.yaml",
-        &[("  PORT: \"8081\"\n", "  PORT: \"8081\"\n  HOST: \"localhost\"\n")],
+        &[(
+            "  PORT: \"8081\"\n",
+            "  PORT: \"8081\"\n  HOST: \"localhost\"\n",
+        )],
     );
     assert_eq!(
-        up.ok(&["apply", "--filename", fixed.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            fixed.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server unchanged\nconfigmap/hello-server-configmap configured\n"
     );
     // The same pod starts (the kubelet retries the container), no restart counted.
@@ -227,11 +322,20 @@ fn s16_a_missing_key_with_max_surge_1_keeps_the_old_pod_serving() {
 
     let broken = fixture("hello-server-destruction-surge1.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", broken.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            broken.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server configured\nconfigmap/hello-server-configmap unchanged\n"
     );
     let pods = up.wait_table(&["pod"], "the new pod stuck beside the old", |t| {
-        t.rows.len() == 2 && t.rows.iter().any(|r| r["STATUS"] == "CreateContainerConfigError")
+        t.rows.len() == 2
+            && t.rows
+                .iter()
+                .any(|r| r["STATUS"] == "CreateContainerConfigError")
     });
     assert_eq!(pods.cell(&old, "STATUS"), "Running");
     assert_eq!(pods.cell(&old, "READY"), "1/1");
@@ -245,15 +349,27 @@ fn s16_a_missing_key_with_max_surge_1_keeps_the_old_pod_serving() {
     drop(forward);
     // Stop before the fix: once the rollout completes the old pod drains and goes.
     let stats = load.stop();
-    assert_eq!(stats.failed, 0, "the old pod failed requests while it served: {stats:?}");
+    assert_eq!(
+        stats.failed, 0,
+        "the old pod failed requests while it served: {stats:?}"
+    );
     assert!(stats.ok > 0);
 
     let fixed = up.edited(
         "hello-server-destruction-surge1.yaml",
-        &[("  PORT: \"8081\"\n", "  PORT: \"8081\"\n  HOST: \"localhost\"\n")],
+        &[(
+            "  PORT: \"8081\"\n",
+            "  PORT: \"8081\"\n  HOST: \"localhost\"\n",
+        )],
     );
     assert_eq!(
-        up.ok(&["apply", "--filename", fixed.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            fixed.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server unchanged\nconfigmap/hello-server-configmap configured\n"
     );
     up.rollout_complete("hello-server");
@@ -261,6 +377,9 @@ fn s16_a_missing_key_with_max_surge_1_keeps_the_old_pod_serving() {
     assert_ne!(pods.rows[0]["NAME"], old);
     assert_eq!(pods.rows[0]["STATUS"], "Running");
     let (_forward, port) = up.port_forward("deployment/hello-server", 8081);
-    assert_eq!(hostbot_json("127.0.0.1", port)["host"], pods.rows[0]["NAME"].as_str());
+    assert_eq!(
+        hostbot_json("127.0.0.1", port)["host"],
+        pods.rows[0]["NAME"].as_str()
+    );
     up.stop();
 }

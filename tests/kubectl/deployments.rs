@@ -14,16 +14,26 @@ fn s02_a_deployment_answers_through_port_forward_deploy() {
     let Some(up) = Up::start() else { return };
     let file = fixture("deploy-hostbot.yml");
     let file = file.to_str().unwrap();
-    assert_eq!(up.ok(&["apply", "-f", file]), "deployment.apps/hostbot created\n");
+    assert_eq!(
+        up.ok(&["apply", "-f", file]),
+        "deployment.apps/hostbot created\n"
+    );
     let table = up.wait_table(&["deploy/hostbot"], "READY 1/1", |t| {
         t.cell("hostbot", "READY") == "1/1"
     });
-    assert_eq!(table.headers, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert_eq!(
+        table.headers,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
     assert_eq!(table.cell("hostbot", "UP-TO-DATE"), "1");
     assert_eq!(table.cell("hostbot", "AVAILABLE"), "1");
     let pods = up.pod_names("name=hostbot");
     assert_eq!(pods.len(), 1, "{pods:?}");
-    assert!(is_deployment_pod(&pods[0], "hostbot"), "pod name {}", pods[0]);
+    assert!(
+        is_deployment_pod(&pods[0], "hostbot"),
+        "pod name {}",
+        pods[0]
+    );
 
     let (_forward, port) = up.port_forward("deploy/hostbot", 80);
     let answer = hostbot_json("127.0.0.1", port);
@@ -59,10 +69,17 @@ fn s03_a_deployment_makes_a_replicaset_which_makes_pods() {
     let tables = Table::parse_all(&up.ok(&["get", "deploy,rs,pods"]));
     assert_eq!(tables.len(), 3, "{tables:#?}");
     let (deploy, rs, pods) = (&tables[0], &tables[1], &tables[2]);
-    assert_eq!(deploy.headers, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert_eq!(
+        deploy.headers,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
     let row = deploy.row("deployment.apps/nginx-deployment");
     assert_eq!(
-        (&row["READY"][..], &row["UP-TO-DATE"][..], &row["AVAILABLE"][..]),
+        (
+            &row["READY"][..],
+            &row["UP-TO-DATE"][..],
+            &row["AVAILABLE"][..]
+        ),
         ("3/3", "3", "3")
     );
     assert_eq!(rs.headers, ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
@@ -153,7 +170,10 @@ fn s03_a_deployment_makes_a_replicaset_which_makes_pods() {
     );
     let events = events_section(&describe).join("\n");
     for pod in &pod_names {
-        assert_contains(&events, &[&format!("replicaset-controller  Created pod: {pod}")]);
+        assert_contains(
+            &events,
+            &[&format!("replicaset-controller  Created pod: {pod}")],
+        );
     }
     let describe = up.ok(&["describe", "deployment", "nginx-deployment"]);
     assert_contains(
@@ -212,7 +232,9 @@ fn s04_a_deleted_replicaset_comes_back_with_new_pods() {
         let names: BTreeSet<String> = t.names().into_iter().collect();
         names.len() == 3
             && names.is_disjoint(&old)
-            && t.rows.iter().all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1")
+            && t.rows
+                .iter()
+                .all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1")
     });
     for name in pods.names() {
         assert!(is_suffixed(&name, &rs_name), "pod {name} of {rs_name}");
@@ -221,7 +243,10 @@ fn s04_a_deleted_replicaset_comes_back_with_new_pods() {
     assert_eq!(again.names(), [rs_name.clone()], "{}", again.text);
     assert_eq!(again.cell(&rs_name, "READY"), "3");
     let new_uid = up.ok(&["get", "rs", &rs_name, "-o", "jsonpath={.metadata.uid}"]);
-    assert_ne!(uid, new_uid, "the ReplicaSet was not deleted and created again");
+    assert_ne!(
+        uid, new_uid,
+        "the ReplicaSet was not deleted and created again"
+    );
     up.stop();
 }
 
@@ -233,11 +258,23 @@ fn s05_a_deleted_pod_is_replaced_without_a_failed_request() {
     let deployment = fixture("deployment-hello-server.yaml");
     let service = fixture("service.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", deployment.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            deployment.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server created\n"
     );
     assert_eq!(
-        up.ok(&["apply", "--filename", service.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            service.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "service/hello-server-service created\n"
     );
     up.rollout_complete("hello-server");
@@ -251,19 +288,32 @@ fn s05_a_deleted_pod_is_replaced_without_a_failed_request() {
         "-o",
         "jsonpath={.spec.clusterIP}",
     ]);
-    up.wait_table(&["endpoints", "hello-server-service"], "three endpoints", |t| {
-        t.cell("hello-server-service", "ENDPOINTS").split(',').count() == 3
-    });
+    up.wait_table(
+        &["endpoints", "hello-server-service"],
+        "three endpoints",
+        |t| {
+            t.cell("hello-server-service", "ENDPOINTS")
+                .split(',')
+                .count()
+                == 3
+        },
+    );
     let load = Load::start(&cluster_ip, 8080);
 
     assert_eq!(
         up.ok(&["delete", "pod", &victim, "--namespace", "default"]),
         format!("pod \"{victim}\" deleted\n")
     );
-    let after = up.wait_table(&["pod", "--namespace", "default"], "three running pods", |t| {
-        t.rows.len() == 3
-            && t.rows.iter().all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1")
-    });
+    let after = up.wait_table(
+        &["pod", "--namespace", "default"],
+        "three running pods",
+        |t| {
+            t.rows.len() == 3
+                && t.rows
+                    .iter()
+                    .all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1")
+        },
+    );
     let old = before.names();
     let replacement: Vec<String> = after
         .names()
@@ -287,9 +337,16 @@ fn s05_a_deleted_pod_is_replaced_without_a_failed_request() {
         after.text
     );
     // Let the replacement take traffic too, then look at what the load saw.
-    up.wait_table(&["endpoints", "hello-server-service"], "three endpoints", |t| {
-        t.cell("hello-server-service", "ENDPOINTS").split(',').count() == 3
-    });
+    up.wait_table(
+        &["endpoints", "hello-server-service"],
+        "three endpoints",
+        |t| {
+            t.cell("hello-server-service", "ENDPOINTS")
+                .split(',')
+                .count()
+                == 3
+        },
+    );
     let stats = load.stop();
     assert_eq!(stats.failed, 0, "failed requests: {stats:?}");
     assert!(stats.ok > 20, "{stats:?}");
@@ -332,19 +389,33 @@ fn s06_a_relabelled_pod_is_orphaned_and_replaced() {
         .to_owned();
 
     assert_eq!(
-        up.ok(&["label", "pods", "-l", "app=hello-kiamol-2", "--overwrite", "app=hello-kiamol-x"]),
+        up.ok(&[
+            "label",
+            "pods",
+            "-l",
+            "app=hello-kiamol-2",
+            "--overwrite",
+            "app=hello-kiamol-x"
+        ]),
         format!("pod/{relabelled} labeled\n")
     );
-    let replaced = up.wait_table(&["pods", "-l", "app=hello-kiamol-2"], "a replacement", |t| {
-        t.rows.len() == 1 && t.rows[0]["NAME"] != relabelled && t.rows[0]["STATUS"] == "Running"
-    });
+    let replaced = up.wait_table(
+        &["pods", "-l", "app=hello-kiamol-2"],
+        "a replacement",
+        |t| {
+            t.rows.len() == 1 && t.rows[0]["NAME"] != relabelled && t.rows[0]["STATUS"] == "Running"
+        },
+    );
     let replacement = replaced.rows[0]["NAME"].clone();
     let columns = up.table(&[
         "pods",
         "-o",
         "custom-columns=NAME:metadata.name,LABELS:metadata.labels",
     ]);
-    assert_eq!(columns.cell("hello-kiamol", "LABELS"), "map[run:hello-kiamol]");
+    assert_eq!(
+        columns.cell("hello-kiamol", "LABELS"),
+        "map[run:hello-kiamol]"
+    );
     assert_eq!(
         columns.cell(&relabelled, "LABELS"),
         format!("map[app:hello-kiamol-x pod-template-hash:{hash}]")
@@ -358,24 +429,47 @@ fn s06_a_relabelled_pod_is_orphaned_and_replaced() {
     assert_eq!(pods.cell(&relabelled, "STATUS"), "Running");
     assert_eq!(pods.cell(&relabelled, "READY"), "1/1");
     assert_eq!(
-        up.ok(&["get", "pod", &relabelled, "-o", "jsonpath={.metadata.ownerReferences}"]),
+        up.ok(&[
+            "get",
+            "pod",
+            &relabelled,
+            "-o",
+            "jsonpath={.metadata.ownerReferences}"
+        ]),
         ""
     );
 
     // Restored: the ReplicaSet adopts it and, one too many, deletes one of the two.
     assert_eq!(
-        up.ok(&["label", "pods", "-l", "app=hello-kiamol-x", "--overwrite", "app=hello-kiamol-2"]),
+        up.ok(&[
+            "label",
+            "pods",
+            "-l",
+            "app=hello-kiamol-x",
+            "--overwrite",
+            "app=hello-kiamol-2"
+        ]),
         format!("pod/{relabelled} labeled\n")
     );
     let left = up.wait_table(&["pods", "-l", "app=hello-kiamol-2"], "one pod left", |t| {
         t.rows.len() == 1 && t.rows[0]["STATUS"] == "Running"
     });
     let survivor = &left.rows[0]["NAME"];
-    assert!(*survivor == relabelled || *survivor == replacement, "{}", left.text);
+    assert!(
+        *survivor == relabelled || *survivor == replacement,
+        "{}",
+        left.text
+    );
     let owner = up.json(&["pod", survivor]);
-    assert_eq!(owner["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+    assert_eq!(
+        owner["metadata"]["ownerReferences"][0]["kind"],
+        "ReplicaSet"
+    );
     assert_eq!(up.table(&["rs"]).rows[0]["CURRENT"], "1");
-    assert_eq!(up.table(&["pods"]).cell("hello-kiamol", "STATUS"), "Running");
+    assert_eq!(
+        up.table(&["pods"]).cell("hello-kiamol", "STATUS"),
+        "Running"
+    );
     up.stop();
 }
 
@@ -386,7 +480,13 @@ fn a_bare_replicaset_names_its_pods_and_takes_them_along() {
     let Some(up) = Up::start() else { return };
     let file = fixture("replicaset.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", file.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            file.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "replicaset.apps/httpserver created\n"
     );
     let rs = up.wait_table(&["replicaset", "--namespace", "default"], "READY 3", |t| {
@@ -394,14 +494,22 @@ fn a_bare_replicaset_names_its_pods_and_takes_them_along() {
     });
     assert_eq!(rs.cell("httpserver", "DESIRED"), "3");
     assert_eq!(rs.cell("httpserver", "CURRENT"), "3");
-    let pods = up.wait_table(&["pod", "--namespace", "default"], "three running pods", |t| {
-        t.rows.len() == 3 && t.rows.iter().all(|r| r["STATUS"] == "Running")
-    });
+    let pods = up.wait_table(
+        &["pod", "--namespace", "default"],
+        "three running pods",
+        |t| t.rows.len() == 3 && t.rows.iter().all(|r| r["STATUS"] == "Running"),
+    );
     for name in pods.names() {
         assert!(is_suffixed(&name, "httpserver"), "pod name {name}");
     }
     assert_eq!(
-        up.ok(&["delete", "replicaset", "httpserver", "--namespace", "default"]),
+        up.ok(&[
+            "delete",
+            "replicaset",
+            "httpserver",
+            "--namespace",
+            "default"
+        ]),
         "replicaset.apps \"httpserver\" deleted\n"
     );
     up.wait_for("the pods to go", || {

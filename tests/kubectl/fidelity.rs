@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::support::{
-    TIMEOUT, Table, Up, assert_contains, events_section, fixture, is_deployment_pod,
-    replicaset_of,
+    TIMEOUT, Table, Up, assert_contains, events_section, fixture, is_deployment_pod, replicaset_of,
 };
 
 /// `kubectl get all` lists pods, services (with the API's own `kubernetes` Service), then
@@ -31,8 +30,16 @@ fn get_all_lists_the_kubernetes_service_and_deployments_before_replicasets() {
         "{out}"
     );
     let services = &tables[1];
-    assert_eq!(services.cell("service/kubernetes", "TYPE"), "ClusterIP", "{out}");
-    assert_eq!(services.cell("service/kubernetes", "PORT(S)"), "443/TCP", "{out}");
+    assert_eq!(
+        services.cell("service/kubernetes", "TYPE"),
+        "ClusterIP",
+        "{out}"
+    );
+    assert_eq!(
+        services.cell("service/kubernetes", "PORT(S)"),
+        "443/TCP",
+        "{out}"
+    );
     up.stop();
 }
 
@@ -76,8 +83,16 @@ fn a_new_pod_shows_pending_then_container_creating_then_running() {
         })
         .collect();
     assert_eq!(statuses.first(), Some(&"Pending"), "{}", lines.join("\n"));
-    assert!(statuses.contains(&"ContainerCreating"), "{}", lines.join("\n"));
-    assert!(!statuses.contains(&""), "a line without STATUS:\n{}", lines.join("\n"));
+    assert!(
+        statuses.contains(&"ContainerCreating"),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        !statuses.contains(&""),
+        "a line without STATUS:\n{}",
+        lines.join("\n")
+    );
     up.stop();
 }
 
@@ -91,7 +106,12 @@ fn describe_lists_events_in_the_order_they_happened() {
     up.ok(&["apply", "-f", file.to_str().unwrap()]);
     up.rollout_complete("nginx-deployment");
     let old = replicaset_of(&up.pod_names("app=nginx")[0]).to_owned();
-    up.ok(&["set", "image", "deployment/nginx-deployment", "nginx=nginx:1.24.0"]);
+    up.ok(&[
+        "set",
+        "image",
+        "deployment/nginx-deployment",
+        "nginx=nginx:1.24.0",
+    ]);
     up.rollout_complete("nginx-deployment");
     let pods = up.wait_for("one ReplicaSet of pods", || {
         let pods = up.pod_names("app=nginx");
@@ -122,7 +142,11 @@ fn describe_lists_events_in_the_order_they_happened() {
         .iter()
         .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
         .collect();
-    assert_eq!(reasons, ["Scheduled", "Pulled", "Created", "Started"], "{describe}");
+    assert_eq!(
+        reasons,
+        ["Scheduled", "Pulled", "Created", "Started"],
+        "{describe}"
+    );
     up.stop();
 }
 
@@ -131,7 +155,10 @@ fn describe_lists_events_in_the_order_they_happened() {
 #[test]
 fn repeated_events_are_counted_not_repeated() {
     let Some(up) = Up::start() else { return };
-    let file = up.edited("deploy-hostbot.yml", &[("yourname/hostbot:v1", "blux2/hello-server:1.3")]);
+    let file = up.edited(
+        "deploy-hostbot.yml",
+        &[("yourname/hostbot:v1", "blux2/hello-server:1.3")],
+    );
     let watch = up.background(&["get", "pod", "--watch"]);
     up.ok(&["apply", "-f", file.to_str().unwrap()]);
     // The second pull attempt comes after the first back-off (10 s upstream).
@@ -158,7 +185,13 @@ fn describe_shows_what_admission_defaults() {
     let Some(up) = Up::start() else { return };
     let deployment = fixture("deployment-hello-server.yaml");
     let service = fixture("service.yaml");
-    up.ok(&["apply", "-f", deployment.to_str().unwrap(), "-f", service.to_str().unwrap()]);
+    up.ok(&[
+        "apply",
+        "-f",
+        deployment.to_str().unwrap(),
+        "-f",
+        service.to_str().unwrap(),
+    ]);
     up.rollout_complete("hello-server");
     let pod = up.pod_names("app=hello-server").remove(0);
     let describe = up.ok(&["describe", "pod", &pod]);
@@ -169,7 +202,10 @@ fn describe_shows_what_admission_defaults() {
     let describe = up.ok(&["describe", "service", "hello-server-service"]);
     assert_contains(
         &describe,
-        &["IP Family Policy:  SingleStack\n", "IP Families:       IPv4\n"],
+        &[
+            "IP Family Policy:  SingleStack\n",
+            "IP Families:       IPv4\n",
+        ],
     );
     up.stop();
 }
@@ -181,11 +217,24 @@ fn describe_service_lists_the_endpoints() {
     let Some(up) = Up::start() else { return };
     let deployment = fixture("deployment-hello-server.yaml");
     let service = fixture("service.yaml");
-    up.ok(&["apply", "-f", deployment.to_str().unwrap(), "-f", service.to_str().unwrap()]);
+    up.ok(&[
+        "apply",
+        "-f",
+        deployment.to_str().unwrap(),
+        "-f",
+        service.to_str().unwrap(),
+    ]);
     up.rollout_complete("hello-server");
-    up.wait_table(&["endpoints", "hello-server-service"], "three endpoints", |t| {
-        t.cell("hello-server-service", "ENDPOINTS").split(',').count() == 3
-    });
+    up.wait_table(
+        &["endpoints", "hello-server-service"],
+        "three endpoints",
+        |t| {
+            t.cell("hello-server-service", "ENDPOINTS")
+                .split(',')
+                .count()
+                == 3
+        },
+    );
     let ips = up.ok(&["get", "pods", "-o", "jsonpath={.items[*].status.podIP}"]);
     let describe = up.ok(&["describe", "service", "hello-server-service"]);
     let line = describe
@@ -197,7 +246,10 @@ fn describe_service_lists_the_endpoints() {
         .trim()
         .split(',')
         .collect();
-    let expected: BTreeSet<String> = ips.split_whitespace().map(|ip| format!("{ip}:8080")).collect();
+    let expected: BTreeSet<String> = ips
+        .split_whitespace()
+        .map(|ip| format!("{ip}:8080"))
+        .collect();
     assert_eq!(
         shown,
         expected.iter().map(String::as_str).collect::<BTreeSet<_>>(),
@@ -216,7 +268,12 @@ fn kubectl_run_and_create_deployment_as_in_the_kiamol_tutorial() {
         "pod/hello-kiamol created\n"
     );
     assert_eq!(
-        up.ok(&["create", "deployment", "hello-kiamol-2", "--image=kiamol/ch02-hello-kiamol"]),
+        up.ok(&[
+            "create",
+            "deployment",
+            "hello-kiamol-2",
+            "--image=kiamol/ch02-hello-kiamol"
+        ]),
         "deployment.apps/hello-kiamol-2 created\n"
     );
     up.rollout_complete("hello-kiamol-2");
@@ -227,7 +284,11 @@ fn kubectl_run_and_create_deployment_as_in_the_kiamol_tutorial() {
         .filter(|n| n.starts_with("hello-kiamol-2-"))
         .collect();
     assert_eq!(created.len(), 1, "{}", pods.text);
-    assert!(is_deployment_pod(&created[0], "hello-kiamol-2"), "{}", created[0]);
+    assert!(
+        is_deployment_pod(&created[0], "hello-kiamol-2"),
+        "{}",
+        created[0]
+    );
     assert_eq!(
         up.ok(&[
             "get",

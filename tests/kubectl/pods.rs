@@ -15,12 +15,20 @@ fn s01_a_pod_answers_through_port_forward() {
     assert_eq!(up.ok(&["apply", "-f", file]), "pod/hostbot created\n");
     assert_eq!(up.ok(&["apply", "-f", file]), "pod/hostbot unchanged\n");
     assert_eq!(
-        up.ok(&["wait", "--for=condition=Ready", "pod/hostbot", "--timeout=60s"]),
+        up.ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/hostbot",
+            "--timeout=60s"
+        ]),
         "pod/hostbot condition met\n"
     );
 
     let table = up.table(&["pod/hostbot"]);
-    assert_eq!(table.headers, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert_eq!(
+        table.headers,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    );
     assert_eq!(table.cell("hostbot", "READY"), "1/1");
     assert_eq!(table.cell("hostbot", "STATUS"), "Running");
     assert_eq!(table.cell("hostbot", "RESTARTS"), "0");
@@ -72,7 +80,12 @@ fn s01_a_pod_answers_through_port_forward() {
     let yaml = up.ok(&["get", "pod", "hostbot", "-o", "yaml"]);
     assert_contains(
         &yaml,
-        &["apiVersion: v1\n", "kind: Pod\n", "  name: hostbot\n", "  phase: Running\n"],
+        &[
+            "apiVersion: v1\n",
+            "kind: Pod\n",
+            "  name: hostbot\n",
+            "  phase: Running\n",
+        ],
     );
     let json = up.json(&["pod", "hostbot"]);
     assert_eq!(json["status"]["podIP"], ip.as_str());
@@ -82,7 +95,10 @@ fn s01_a_pod_answers_through_port_forward() {
     let (forward, port) = up.port_forward("pod/hostbot", 80);
     let answer = hostbot_json("127.0.0.1", port);
     assert_eq!(answer["host"], "hostbot", "{answer}");
-    assert!(answer["time"].as_str().is_some_and(|t| t.len() >= 19), "{answer}");
+    assert!(
+        answer["time"].as_str().is_some_and(|t| t.len() >= 19),
+        "{answer}"
+    );
     drop(forward);
 
     let logs = up.ok(&["logs", "hostbot"]);
@@ -118,13 +134,19 @@ fn s01_a_pod_answers_through_port_forward() {
         ],
     );
 
-    assert_eq!(up.ok(&["delete", "pod/hostbot"]), "pod \"hostbot\" deleted\n");
+    assert_eq!(
+        up.ok(&["delete", "pod/hostbot"]),
+        "pod \"hostbot\" deleted\n"
+    );
     let out = up.kubectl(&["get", "pods"]);
     assert!(out.success(), "{out}");
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "No resources found in default namespace.\n");
     // kubectl waited for the deletion: the pod's process is gone, nothing listens on its IP.
-    assert!(http_request(&ip, 80, "GET", "/").is_err(), "hostbot still answers on {ip}");
+    assert!(
+        http_request(&ip, 80, "GET", "/").is_err(),
+        "hostbot still answers on {ip}"
+    );
     up.stop();
 }
 
@@ -136,14 +158,15 @@ fn s18_probes_gate_traffic_and_restart_a_failing_container() {
     let Some(up) = Up::start() else { return };
     let file = fixture("hostbot-probes.yml");
     let out = up.ok(&["apply", "-f", file.to_str().unwrap()]);
-    assert_eq!(out, "deployment.apps/hostbot created\nservice/hostbot created\n");
+    assert_eq!(
+        out,
+        "deployment.apps/hostbot created\nservice/hostbot created\n"
+    );
     up.rollout_complete("hostbot");
     let pods = up.pod_names("app=hostbot");
     assert_eq!(pods.len(), 2, "{pods:?}");
     let (sick, healthy) = (pods[0].clone(), pods[1].clone());
-    let ip_of = |pod: &str| {
-        up.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"])
-    };
+    let ip_of = |pod: &str| up.ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]);
     let (sick_ip, healthy_ip) = (ip_of(&sick), ip_of(&healthy));
     let endpoints = up.wait_table(&["endpoints", "hostbot"], "two endpoints", |t| {
         t.cell("hostbot", "ENDPOINTS").split(',').count() == 2
@@ -168,7 +191,11 @@ fn s18_probes_gate_traffic_and_restart_a_failing_container() {
     });
     for _ in 0..20 {
         let answer = hostbot_json(&cluster_ip, 80);
-        assert_eq!(answer["host"], healthy.as_str(), "a not-ready pod got traffic");
+        assert_eq!(
+            answer["host"],
+            healthy.as_str(),
+            "a not-ready pod got traffic"
+        );
     }
     let describe = up.ok(&["describe", "pod", &sick]);
     assert_contains(
@@ -187,7 +214,11 @@ fn s18_probes_gate_traffic_and_restart_a_failing_container() {
     let pods = up.wait_table(&["pods"], "a restart", |t| {
         t.cell(&sick, "RESTARTS").starts_with("1 (") && t.cell(&sick, "READY") == "1/1"
     });
-    assert!(pods.cell(&sick, "RESTARTS").ends_with(" ago)"), "{}", pods.text);
+    assert!(
+        pods.cell(&sick, "RESTARTS").ends_with(" ago)"),
+        "{}",
+        pods.text
+    );
     assert_eq!(pods.cell(&sick, "STATUS"), "Running");
     assert_eq!(pods.cell(&healthy, "RESTARTS"), "0");
     assert_eq!(pods.rows.len(), 2, "{}", pods.text);

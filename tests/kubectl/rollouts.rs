@@ -39,7 +39,13 @@ fn s07_an_image_change_rolls_pod_by_pod_without_a_failed_request() {
     );
     up.rollout_complete("nginx-deployment");
     let old = settled_replicaset(&up, "app=nginx", 3);
-    let cluster_ip = up.ok(&["get", "svc", "nginx-service", "-o", "jsonpath={.spec.clusterIP}"]);
+    let cluster_ip = up.ok(&[
+        "get",
+        "svc",
+        "nginx-service",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     up.wait_table(&["endpoints", "nginx-service"], "three endpoints", |t| {
         t.cell("nginx-service", "ENDPOINTS").split(',').count() == 3
     });
@@ -62,7 +68,10 @@ fn s07_an_image_change_rolls_pod_by_pod_without_a_failed_request() {
     });
     let new = replicaset_of(&pods.rows[0]["NAME"]).to_owned();
     assert_ne!(new, old);
-    assert!(is_template_hash(new.strip_prefix("nginx-deployment-").unwrap()), "{new}");
+    assert!(
+        is_template_hash(new.strip_prefix("nginx-deployment-").unwrap()),
+        "{new}"
+    );
     let sets = up.table(&["replicaset", "--namespace", "default"]);
     assert_eq!(
         [
@@ -131,7 +140,10 @@ fn s07_an_image_change_rolls_pod_by_pod_without_a_failed_request() {
     );
 
     let stats = load.stop();
-    assert_eq!(stats.failed, 0, "failed requests during the rollout: {stats:?}");
+    assert_eq!(
+        stats.failed, 0,
+        "failed requests during the rollout: {stats:?}"
+    );
     let served: BTreeSet<&str> = stats.hosts.keys().map(|h| replicaset_of(h)).collect();
     assert!(
         served.contains(old.as_str()) && served.contains(new.as_str()),
@@ -178,7 +190,13 @@ fn s08_recreate_stops_every_old_pod_before_creating_new_ones() {
     let Some(up) = Up::start() else { return };
     let file = fixture("nginx-deployment-recreate.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", file.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            file.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/nginx-deployment created\n"
     );
     up.rollout_complete("nginx-deployment");
@@ -195,7 +213,13 @@ fn s08_recreate_stops_every_old_pod_before_creating_new_ones() {
         &[("nginx:1.24.0", "nginx:1.25.3")],
     );
     assert_eq!(
-        up.ok(&["apply", "--filename", edited.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            edited.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/nginx-deployment configured\n"
     );
     up.rollout_complete("nginx-deployment");
@@ -247,11 +271,24 @@ fn s08_recreate_stops_every_old_pod_before_creating_new_ones() {
 fn s09_max_surge_100_percent_doubles_the_pods_then_returns_to_ten() {
     let Some(up) = Up::start() else { return };
     let file = fixture("nginx-deployment-rollingupdate.yaml");
-    up.ok(&["apply", "--filename", file.to_str().unwrap(), "--namespace", "default"]);
+    up.ok(&[
+        "apply",
+        "--filename",
+        file.to_str().unwrap(),
+        "--namespace",
+        "default",
+    ]);
     up.rollout_complete("nginx-deployment");
     let old = settled_replicaset(&up, "app=nginx", 10);
 
-    let watch = up.background(&["get", "pod", "--watch", "--output-watch-events", "--namespace", "default"]);
+    let watch = up.background(&[
+        "get",
+        "pod",
+        "--watch",
+        "--output-watch-events",
+        "--namespace",
+        "default",
+    ]);
     watch.wait_lines(TIMEOUT, "the ten pods", |lines| {
         (watch_lines(lines).len() >= 10).then_some(())
     });
@@ -260,14 +297,24 @@ fn s09_max_surge_100_percent_doubles_the_pods_then_returns_to_ten() {
         &[("nginx:1.24.0", "nginx:1.25.3")],
     );
     assert_eq!(
-        up.ok(&["apply", "--filename", edited.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            edited.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/nginx-deployment configured\n"
     );
     up.rollout_complete("nginx-deployment");
     let pods = up.wait_table(&["pods"], "ten pods of the new ReplicaSet", |t| {
         t.rows.len() == 10 && t.rows.iter().all(|r| replicaset_of(&r["NAME"]) != old)
     });
-    assert!(pods.rows.iter().all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1"));
+    assert!(
+        pods.rows
+            .iter()
+            .all(|r| r["STATUS"] == "Running" && r["READY"] == "1/1")
+    );
     let new = replicaset_of(&pods.rows[0]["NAME"]).to_owned();
 
     let lines = watch.lines();
@@ -281,7 +328,12 @@ fn s09_max_surge_100_percent_doubles_the_pods_then_returns_to_ten() {
         }
         most = most.max(alive.len());
     }
-    assert_eq!(most, 20, "the pod count never doubled:\n{}", lines.join("\n"));
+    assert_eq!(
+        most,
+        20,
+        "the pod count never doubled:\n{}",
+        lines.join("\n")
+    );
     let describe = up.ok(&["describe", "deployment", "nginx-deployment"]);
     assert_contains(
         &describe,
@@ -303,12 +355,29 @@ fn s10_a_missing_image_stalls_the_rollout_while_old_pods_serve() {
     let Some(up) = Up::start() else { return };
     let deployment = fixture("deployment-hello-server.yaml");
     let service = fixture("service.yaml");
-    up.ok(&["apply", "--filename", deployment.to_str().unwrap(), "--namespace", "default"]);
-    up.ok(&["apply", "--filename", service.to_str().unwrap(), "--namespace", "default"]);
+    up.ok(&[
+        "apply",
+        "--filename",
+        deployment.to_str().unwrap(),
+        "--namespace",
+        "default",
+    ]);
+    up.ok(&[
+        "apply",
+        "--filename",
+        service.to_str().unwrap(),
+        "--namespace",
+        "default",
+    ]);
     up.rollout_complete("hello-server");
     let old = settled_replicaset(&up, "app=hello-server", 3);
     let (_forward, port) = up.port_forward("deployments/hello-server", 8080);
-    assert!(hostbot_json("127.0.0.1", port)["host"].as_str().unwrap().starts_with(&old));
+    assert!(
+        hostbot_json("127.0.0.1", port)["host"]
+            .as_str()
+            .unwrap()
+            .starts_with(&old)
+    );
     let cluster_ip = up.ok(&[
         "get",
         "service",
@@ -316,28 +385,47 @@ fn s10_a_missing_image_stalls_the_rollout_while_old_pods_serve() {
         "-o",
         "jsonpath={.spec.clusterIP}",
     ]);
-    up.wait_table(&["endpoints", "hello-server-service"], "three endpoints", |t| {
-        t.cell("hello-server-service", "ENDPOINTS").split(',').count() == 3
-    });
+    up.wait_table(
+        &["endpoints", "hello-server-service"],
+        "three endpoints",
+        |t| {
+            t.cell("hello-server-service", "ENDPOINTS")
+                .split(',')
+                .count()
+                == 3
+        },
+    );
     let load = Load::start(&cluster_ip, 8080);
     let watch = up.background(&["get", "pod", "--watch", "--namespace", "default"]);
-    watch.wait_lines(TIMEOUT, "the three pods", |lines| (lines.len() >= 4).then_some(()));
+    watch.wait_lines(TIMEOUT, "the three pods", |lines| {
+        (lines.len() >= 4).then_some(())
+    });
 
     let broken = up.edited(
         "deployment-hello-server.yaml",
         &[("blux2/hello-server:1.0", "blux2/hello-server:1.3")],
     );
     assert_eq!(
-        up.ok(&["apply", "--filename", broken.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            broken.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server configured\n"
     );
     // The watch shows the pull failing, then backing off.
-    let bad = watch.wait_line(TIMEOUT, |l| l.contains("ErrImagePull") && !l.starts_with(&old));
+    let bad = watch.wait_line(TIMEOUT, |l| {
+        l.contains("ErrImagePull") && !l.starts_with(&old)
+    });
     let bad_pod = bad.split_whitespace().next().unwrap().to_owned();
     let bad_rs = replicaset_of(&bad_pod).to_owned();
     assert_ne!(bad_rs, old);
     assert!(bad.contains("0/1"), "{bad}");
-    watch.wait_line(TIMEOUT, |l| l.starts_with(&bad_pod) && l.contains("ImagePullBackOff"));
+    watch.wait_line(TIMEOUT, |l| {
+        l.starts_with(&bad_pod) && l.contains("ImagePullBackOff")
+    });
 
     let deploy = up.table(&["deployment", "--namespace", "default"]);
     assert_eq!(deploy.cell("hello-server", "READY"), "3/3");
@@ -345,7 +433,11 @@ fn s10_a_missing_image_stalls_the_rollout_while_old_pods_serve() {
     assert_eq!(deploy.cell("hello-server", "AVAILABLE"), "3");
     let sets = up.table(&["replicaset", "--namespace", "default"]);
     assert_eq!(
-        [sets.cell(&old, "DESIRED"), sets.cell(&old, "CURRENT"), sets.cell(&old, "READY")],
+        [
+            sets.cell(&old, "DESIRED"),
+            sets.cell(&old, "CURRENT"),
+            sets.cell(&old, "READY")
+        ],
         ["3", "3", "3"]
     );
     assert_eq!(
@@ -406,19 +498,37 @@ fn s10_a_missing_image_stalls_the_rollout_while_old_pods_serve() {
         "error: unable to forward port because pod is not running. Current status=Pending\n"
     );
     // The rollout does not finish; the old pods answer.
-    let stalled = up.kubectl(&["rollout", "status", "deployment/hello-server", "--timeout=1s"]);
+    let stalled = up.kubectl(&[
+        "rollout",
+        "status",
+        "deployment/hello-server",
+        "--timeout=1s",
+    ]);
     assert!(!stalled.success(), "{stalled}");
     assert_contains(
         &stalled.stdout,
-        &["Waiting for deployment \"hello-server\" rollout to finish: 1 out of 3 new replicas have been updated..."],
+        &[
+            "Waiting for deployment \"hello-server\" rollout to finish: 1 out of 3 new replicas have been updated...",
+        ],
     );
-    assert_eq!(stalled.stderr, "error: timed out waiting for the condition\n");
-    assert!(hostbot_json("127.0.0.1", port)["host"].as_str().unwrap().starts_with(&old));
+    assert_eq!(
+        stalled.stderr,
+        "error: timed out waiting for the condition\n"
+    );
+    assert!(
+        hostbot_json("127.0.0.1", port)["host"]
+            .as_str()
+            .unwrap()
+            .starts_with(&old)
+    );
     // While the rollout is stuck, the old pods served every request. (After the fix the new
     // pods, which have no readiness probe, may be sent a connection before they listen, as
     // upstream: that phase is not part of the claim.)
     let stats = load.stop();
-    assert_eq!(stats.failed, 0, "failed requests while the rollout was stuck: {stats:?}");
+    assert_eq!(
+        stats.failed, 0,
+        "failed requests while the rollout was stuck: {stats:?}"
+    );
     assert!(stats.ok > 20, "{stats:?}");
     assert!(
         stats.hosts.keys().all(|host| replicaset_of(host) == old),
@@ -430,9 +540,24 @@ fn s10_a_missing_image_stalls_the_rollout_while_old_pods_serve() {
         "editor.sh",
         "#!/bin/sh\nexec sed -i 's#blux2/hello-server:1.3#blux2/hello-server:1.2#' \"$1\"\n",
     );
-    let mut command = up.command(&["edit", "deployment", "hello-server", "--namespace", "default"]);
+    let mut command = up.command(&[
+        "edit",
+        "deployment",
+        "hello-server",
+        "--namespace",
+        "default",
+    ]);
     command.env("EDITOR", format!("sh {}", editor.display()));
-    let edited = up.run(&["edit", "deployment", "hello-server", "--namespace", "default"], command);
+    let edited = up.run(
+        &[
+            "edit",
+            "deployment",
+            "hello-server",
+            "--namespace",
+            "default",
+        ],
+        command,
+    );
     assert!(edited.success(), "{edited}");
     assert_eq!(edited.stdout, "deployment.apps/hello-server edited\n");
     up.rollout_complete("hello-server");
@@ -509,7 +634,10 @@ fn rollout_history_undo_pause_resume_and_restart() {
     let revision = up.ok(&["rollout", "history", deploy, "--revision=1"]);
     assert_contains(
         &revision,
-        &["deployment.apps/nginx-deployment with revision #1", "nginx:1.25.3"],
+        &[
+            "deployment.apps/nginx-deployment with revision #1",
+            "nginx:1.25.3",
+        ],
     );
 
     assert_eq!(
@@ -526,7 +654,13 @@ fn rollout_history_undo_pause_resume_and_restart() {
     });
     assert_eq!(back, first, "undo must reuse the old ReplicaSet");
     assert_eq!(
-        up.ok(&["get", "rs", &first, "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]),
+        up.ok(&[
+            "get",
+            "rs",
+            &first,
+            "-o",
+            "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ]),
         "3"
     );
     assert_eq!(
@@ -539,16 +673,26 @@ fn rollout_history_undo_pause_resume_and_restart() {
         up.ok(&["rollout", "pause", deploy]),
         "deployment.apps/nginx-deployment paused\n"
     );
-    assert_eq!(up.ok(&["get", deploy, "-o", "jsonpath={.spec.paused}"]), "true");
+    assert_eq!(
+        up.ok(&["get", deploy, "-o", "jsonpath={.spec.paused}"]),
+        "true"
+    );
     up.ok(&["set", "image", deploy, "nginx=nginx:1.23.0"]);
     let stalled = up.kubectl(&["rollout", "status", deploy, "--timeout=1s"]);
     assert!(!stalled.success(), "{stalled}");
     assert_contains(
         &stalled.stdout,
-        &["Waiting for deployment \"nginx-deployment\" rollout to finish: 0 out of 3 new replicas have been updated..."],
+        &[
+            "Waiting for deployment \"nginx-deployment\" rollout to finish: 0 out of 3 new replicas have been updated...",
+        ],
     );
     let sets = up.table(&["rs"]);
-    assert_eq!(sets.rows.len(), 2, "a paused Deployment rolled:\n{}", sets.text);
+    assert_eq!(
+        sets.rows.len(),
+        2,
+        "a paused Deployment rolled:\n{}",
+        sets.text
+    );
     assert_eq!(
         up.fails(&["rollout", "restart", deploy]),
         "error: deployments.apps \"nginx-deployment\" can't restart paused deployment (run rollout resume first)\n"
@@ -572,13 +716,12 @@ fn rollout_history_undo_pause_resume_and_restart() {
     let restarted = up.wait_for("pods of one new ReplicaSet", || {
         let pods = up.pod_names("app=nginx");
         let sets: BTreeSet<&str> = pods.iter().map(|p| replicaset_of(p)).collect();
-        (pods.len() == 3 && sets.len() == 1 && !sets.contains(third.as_str()))
-            .then(|| pods.clone())
+        (pods.len() == 3 && sets.len() == 1 && !sets.contains(third.as_str())).then(|| pods.clone())
     });
     assert!(restarted.iter().all(|p| !before.contains(p)));
-    let annotations = up.json(&["deploy", "nginx-deployment"])["spec"]["template"]["metadata"]
-        ["annotations"]
-        .clone();
+    let annotations =
+        up.json(&["deploy", "nginx-deployment"])["spec"]["template"]["metadata"]["annotations"]
+            .clone();
     let restarted_at = annotations["kubectl.kubernetes.io/restartedAt"]
         .as_str()
         .unwrap_or_else(|| panic!("no restartedAt annotation: {annotations}"));

@@ -29,7 +29,13 @@ fn with_node_port(up: &Up, name: &str, node_port: u16) -> PathBuf {
 fn hello_server(up: &Up) -> Vec<String> {
     let file = fixture("deployment-hello-server.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", file.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            file.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "deployment.apps/hello-server created\n"
     );
     up.rollout_complete("hello-server");
@@ -48,20 +54,39 @@ fn s11_services_reach_the_pods_round_robin() {
     let pods = hello_server(&up);
     let service = fixture("service.yaml");
     assert_eq!(
-        up.ok(&["apply", "--filename", service.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            service.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "service/hello-server-service created\n"
     );
     let node_port = free_node_port();
     let external = with_node_port(&up, "service-nodeport.yaml", node_port);
     assert_eq!(
-        up.ok(&["apply", "--filename", external.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            external.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "service/hello-server-external created\n"
     );
 
     let table = up.table(&["service", "hello-server-service", "--namespace", "default"]);
     assert_eq!(
         table.headers,
-        ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
     );
     assert_eq!(table.cell("hello-server-service", "TYPE"), "ClusterIP");
     assert_eq!(table.cell("hello-server-service", "EXTERNAL-IP"), "<none>");
@@ -75,15 +100,33 @@ fn s11_services_reach_the_pods_round_robin() {
         format!("8080:{node_port}/TCP")
     );
     let wide = up.table(&["svc", "-o", "wide"]);
-    assert_eq!(wide.cell("hello-server-service", "SELECTOR"), "app=hello-server");
-    let columns = up.table(&["svc", "-o", "custom-columns=NAME:.metadata.name,IP:.spec.clusterIP"]);
+    assert_eq!(
+        wide.cell("hello-server-service", "SELECTOR"),
+        "app=hello-server"
+    );
+    let columns = up.table(&[
+        "svc",
+        "-o",
+        "custom-columns=NAME:.metadata.name,IP:.spec.clusterIP",
+    ]);
     assert_eq!(columns.cell("hello-server-service", "IP"), cluster_ip);
 
     // The endpoints are the pods' IPs (seed 004 reads them with custom columns).
-    let ips = up.table(&["pods", "-o", "custom-columns=NAME:.metadata.name,IP:.status.podIP"]);
-    let endpoints = up.wait_table(&["endpoints", "hello-server-service"], "three endpoints", |t| {
-        t.cell("hello-server-service", "ENDPOINTS").split(',').count() == 3
-    });
+    let ips = up.table(&[
+        "pods",
+        "-o",
+        "custom-columns=NAME:.metadata.name,IP:.status.podIP",
+    ]);
+    let endpoints = up.wait_table(
+        &["endpoints", "hello-server-service"],
+        "three endpoints",
+        |t| {
+            t.cell("hello-server-service", "ENDPOINTS")
+                .split(',')
+                .count()
+                == 3
+        },
+    );
     for pod in &pods {
         assert_contains(
             endpoints.cell("hello-server-service", "ENDPOINTS"),
@@ -107,7 +150,9 @@ fn s11_services_reach_the_pods_round_robin() {
     let mut hits: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..30 {
         let answer = hostbot_json(&cluster_ip, 8080);
-        *hits.entry(answer["host"].as_str().unwrap().to_owned()).or_default() += 1;
+        *hits
+            .entry(answer["host"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(
         hits.keys().cloned().collect::<Vec<_>>(),
@@ -122,18 +167,32 @@ fn s11_services_reach_the_pods_round_robin() {
     assert!(most - least <= 1, "not round-robin: {hits:?}");
     // The NodePort on the node's address (127.0.0.1 here).
     let answer = hostbot_json("127.0.0.1", node_port);
-    assert!(pods.contains(&answer["host"].as_str().unwrap().to_owned()), "{answer}");
+    assert!(
+        pods.contains(&answer["host"].as_str().unwrap().to_owned()),
+        "{answer}"
+    );
     // port-forward svc/ picks a pod behind the Service.
     let (_forward, port) = up.port_forward("svc/hello-server-service", 8080);
     let answer = hostbot_json("127.0.0.1", port);
-    assert!(pods.contains(&answer["host"].as_str().unwrap().to_owned()), "{answer}");
+    assert!(
+        pods.contains(&answer["host"].as_str().unwrap().to_owned()),
+        "{answer}"
+    );
 
     assert_eq!(
-        up.ok(&["delete", "--filename", service.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "delete",
+            "--filename",
+            service.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "service \"hello-server-service\" deleted\n"
     );
     up.wait_for("the cluster IP to stop answering", || {
-        http_request(&cluster_ip, 8080, "GET", "/").is_err().then_some(())
+        http_request(&cluster_ip, 8080, "GET", "/")
+            .is_err()
+            .then_some(())
     });
     up.stop();
 }
@@ -152,20 +211,35 @@ fn s12_a_selector_typo_leaves_the_service_without_endpoints() {
         "service/hello-server-external created\n"
     );
     let pods = hello_server(&up);
-    up.wait_table(&["endpoints", "hello-server-external"], "three endpoints", |t| {
-        t.cell("hello-server-external", "ENDPOINTS").split(',').count() == 3
-    });
+    up.wait_table(
+        &["endpoints", "hello-server-external"],
+        "three endpoints",
+        |t| {
+            t.cell("hello-server-external", "ENDPOINTS")
+                .split(',')
+                .count()
+                == 3
+        },
+    );
     let answer = hostbot_json("127.0.0.1", node_port);
     assert!(pods.contains(&answer["host"].as_str().unwrap().to_owned()));
 
     let typo = with_node_port(&up, "service-destruction.yaml", node_port);
     assert_eq!(
-        up.ok(&["apply", "--filename", typo.to_str().unwrap(), "--namespace", "default"]),
+        up.ok(&[
+            "apply",
+            "--filename",
+            typo.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
         "service/hello-server-external configured\n"
     );
-    let endpoints = up.wait_table(&["endpoints", "hello-server-external"], "no endpoints", |t| {
-        t.cell("hello-server-external", "ENDPOINTS") == "<none>"
-    });
+    let endpoints = up.wait_table(
+        &["endpoints", "hello-server-external"],
+        "no endpoints",
+        |t| t.cell("hello-server-external", "ENDPOINTS") == "<none>",
+    );
     assert_eq!(endpoints.headers, ["NAME", "ENDPOINTS", "AGE"]);
     // Like the tutorial's `curl localhost:30599`: no answer through the Service.
     let failed = http_get(node_port, "/");
@@ -187,7 +261,11 @@ fn s12_a_selector_typo_leaves_the_service_without_endpoints() {
     );
     // Everything else looks healthy, as in the tutorial.
     let all = up.table(&["pod", "--namespace", "default"]);
-    assert!(all.rows.iter().all(|r| r["STATUS"] == "Running"), "{}", all.text);
+    assert!(
+        all.rows.iter().all(|r| r["STATUS"] == "Running"),
+        "{}",
+        all.text
+    );
     assert_eq!(
         up.table(&["deployment"]).cell("hello-server", "READY"),
         "3/3"
@@ -198,7 +276,13 @@ fn s12_a_selector_typo_leaves_the_service_without_endpoints() {
         service.cell("hello-server-external", "PORT(S)"),
         format!("8080:{node_port}/TCP")
     );
-    let describe = up.ok(&["describe", "service", "hello-server-external", "--namespace", "default"]);
+    let describe = up.ok(&[
+        "describe",
+        "service",
+        "hello-server-external",
+        "--namespace",
+        "default",
+    ]);
     assert_contains(
         &describe,
         &[
@@ -213,9 +297,18 @@ fn s12_a_selector_typo_leaves_the_service_without_endpoints() {
     // kubectl diff shows the typo and changes nothing.
     let diff = up.kubectl(&["diff", "--filename", good]);
     assert_eq!(diff.status.code(), Some(1), "{diff}");
-    assert_contains(&diff.stdout, &["-    app: hello-serve\n", "+    app: hello-server\n"]);
+    assert_contains(
+        &diff.stdout,
+        &["-    app: hello-serve\n", "+    app: hello-server\n"],
+    );
     assert_eq!(
-        up.ok(&["get", "svc", "hello-server-external", "-o", "jsonpath={.spec.selector.app}"]),
+        up.ok(&[
+            "get",
+            "svc",
+            "hello-server-external",
+            "-o",
+            "jsonpath={.spec.selector.app}"
+        ]),
         "hello-serve"
     );
 
@@ -223,9 +316,16 @@ fn s12_a_selector_typo_leaves_the_service_without_endpoints() {
         up.ok(&["apply", "--filename", good, "--namespace", "default"]),
         "service/hello-server-external configured\n"
     );
-    up.wait_table(&["endpoints", "hello-server-external"], "three endpoints", |t| {
-        t.cell("hello-server-external", "ENDPOINTS").split(',').count() == 3
-    });
+    up.wait_table(
+        &["endpoints", "hello-server-external"],
+        "three endpoints",
+        |t| {
+            t.cell("hello-server-external", "ENDPOINTS")
+                .split(',')
+                .count()
+                == 3
+        },
+    );
     let answer = hostbot_json("127.0.0.1", node_port);
     assert!(pods.contains(&answer["host"].as_str().unwrap().to_owned()));
     let answer = hostbot_json(&cluster_ip, 8080);

@@ -226,7 +226,11 @@ impl Up {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{shown} did not finish in {:?}\n{}", TIMEOUT * 2, self.log());
+                panic!(
+                    "{shown} did not finish in {:?}\n{}",
+                    TIMEOUT * 2,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -331,8 +335,9 @@ impl Up {
         let timeout = format!("--timeout={}s", TIMEOUT.as_secs());
         let out = self.ok(&["rollout", "status", &target, &timeout]);
         assert!(
-            out.trim_end()
-                .ends_with(&format!("deployment \"{deployment}\" successfully rolled out")),
+            out.trim_end().ends_with(&format!(
+                "deployment \"{deployment}\" successfully rolled out"
+            )),
             "{out}"
         );
         out
@@ -380,7 +385,10 @@ impl Up {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("harness up did not stop within 45 s of SIGTERM\n{}", self.log());
+                panic!(
+                    "harness up did not stop within 45 s of SIGTERM\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -735,7 +743,10 @@ pub fn is_suffixed(name: &str, prefix: &str) -> bool {
 
 /// Whether `name` is a pod of Deployment `deployment`: `<deployment>-<hash>-<5>`.
 pub fn is_deployment_pod(name: &str, deployment: &str) -> bool {
-    let Some(rest) = name.strip_prefix(deployment).and_then(|r| r.strip_prefix('-')) else {
+    let Some(rest) = name
+        .strip_prefix(deployment)
+        .and_then(|r| r.strip_prefix('-'))
+    else {
         return false;
     };
     let Some((hash, suffix)) = rest.rsplit_once('-') else {
@@ -802,7 +813,11 @@ fn squeeze(text: &str) -> String {
             let body = line.trim_start_matches([' ', '\t']);
             let indent = &line[..line.len() - body.len()];
             let words: Vec<&str> = body.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
-            let trailing = if body.ends_with(' ') && !words.is_empty() { " " } else { "" };
+            let trailing = if body.ends_with(' ') && !words.is_empty() {
+                " "
+            } else {
+                ""
+            };
             format!("{indent}{}{trailing}", words.join(" "))
         })
         .collect::<Vec<_>>()
@@ -832,7 +847,10 @@ mod tests {
         assert!(!is_deployment_pod("hostbot-65f447d896-8m5wwx", "hostbot"));
         assert!(!is_deployment_pod("hostbot-65f447d89a-8m5ww", "hostbot"));
         assert!(is_suffixed("httpserver-9qscc", "httpserver"));
-        assert_eq!(replicaset_of("hostbot-65f447d896-8m5ww"), "hostbot-65f447d896");
+        assert_eq!(
+            replicaset_of("hostbot-65f447d896-8m5ww"),
+            "hostbot-65f447d896"
+        );
         assert_eq!(age_seconds("2m3s"), 123);
         assert_eq!(age_seconds("0s"), 0);
         assert_contains(

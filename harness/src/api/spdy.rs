@@ -7,6 +7,9 @@
 //! 3 and a 16-bit type, then 8 bits of flags and a 24-bit length; a data frame starts with a
 //! 31-bit stream id, then flags and length. Header blocks are a 32-bit count of name/value
 //! pairs, each a 32-bit length and bytes.
+//!
+//! The framing is the same in both directions, so the client side of port-forwarding
+//! (`kube_forward`) uses this module too.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use hyper::body::Bytes;
@@ -15,7 +18,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// The last frame of a stream in this direction.
 pub const FLAG_FIN: u8 = 0x01;
 /// RST_STREAM status: the stream is no longer needed.
-#[cfg(test)]
 pub const RST_CANCEL: u32 = 5;
 /// RST_STREAM status: a protocol error.
 pub const RST_PROTOCOL_ERROR: u32 = 1;

@@ -1,16 +1,16 @@
 //! [`KubeOps`]: [`ClusterOps`] over the Kubernetes API with the `kube` crate, so the same check
 //! runs on the embedded cluster's API, kind, k3s or a production cluster; and
 //! [`forward_service`], a local port that sends each new connection to a ready pod behind a
-//! Service through the API's pod port-forward, round-robin, so it survives pod churn.
+//! Service through the API's pod port-forward, round-robin, so it survives pod churn (the
+//! machinery is [`crate::kube_forward`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Endpoints, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ops::{ClusterOps, PodInfo, RolloutState, pod_info, rollout_state};
+use crate::kube_forward::{self, Destination, ServiceEndpoints, Sessions};
 use crate::object::Kind;
 
 /// Cluster operations in one namespace, through the API.
@@ -49,7 +50,7 @@ impl KubeOps {
             .map(str::to_owned)
             .unwrap_or_else(|| config.default_namespace.clone());
         let url = config.cluster_url.to_string();
-        let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
+        let client = kube_forward::client(config)?;
         client
             .apiserver_version()
             .await
@@ -149,6 +150,10 @@ impl ClusterOps for KubeOps {
         Ok(pods.items.iter().map(pod_info).collect())
     }
 
+    fn can_kill(&self) -> bool {
+        false
+    }
+
     async fn kill_container(&self, pod: &str, _hard: bool) -> anyhow::Result<()> {
         bail!(
             "cannot kill a container process of pod {pod} through the API; this step needs the embedded cluster"
@@ -205,7 +210,8 @@ impl ClusterOps for KubeOps {
 }
 
 /// Listens on 127.0.0.1 (port 0 = any) and forwards each new connection to the next ready pod
-/// behind `service` (round-robin over its Endpoints), through the API's pod port-forward.
+/// behind `service` (round-robin over its Endpoints), through the API's pod port-forward (see
+/// [`crate::kube_forward`]).
 pub async fn forward_service(
     ops: KubeOps,
     service: &str,
@@ -218,78 +224,23 @@ pub async fn forward_service(
         .await
         .with_context(|| format!("unable to listen on port {local_port}"))?;
     let addr = listener.local_addr()?;
-    let (service, next) = (service.to_owned(), Arc::new(AtomicUsize::new(0)));
-    let inner = tracker.clone();
-    tracker.spawn(async move {
-        loop {
-            let (mut socket, _) = tokio::select! {
-                _ = cancel.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(_) => continue,
-                },
-            };
-            let (ops, service, next, cancel) =
-                (ops.clone(), service.clone(), next.clone(), cancel.clone());
-            inner.spawn(async move {
-                let Ok((pod, port)) = pick_endpoint(&ops, &service, service_port, &next).await
-                else {
-                    let _ = socket.set_zero_linger();
-                    return;
-                };
-                let pods: Api<Pod> = Api::namespaced(ops.client.clone(), &ops.namespace);
-                let Ok(mut forwarder) = pods.portforward(&pod, &[port]).await else {
-                    let _ = socket.set_zero_linger();
-                    return;
-                };
-                if let Some(mut upstream) = forwarder.take_stream(port) {
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut socket, &mut upstream) => {}
-                    }
-                }
-                forwarder.abort();
-            });
-        }
+    let endpoints = ServiceEndpoints::watch(
+        ops.client.clone(),
+        &ops.namespace,
+        service,
+        tracker,
+        cancel.clone(),
+    )
+    .await?;
+    let sessions = Sessions::new(ops.client.clone(), &ops.namespace, tracker, cancel.clone());
+    let destination = Destination::Service {
+        endpoints,
+        port: service_port,
+        sessions,
+    };
+    let on_error = Arc::new(|message: String| {
+        tracing::debug!(%message, "forwarded connection failed");
     });
+    kube_forward::serve(listener, destination, tracker, cancel, on_error);
     Ok(addr)
-}
-
-async fn pick_endpoint(
-    ops: &KubeOps,
-    service: &str,
-    service_port: u16,
-    next: &AtomicUsize,
-) -> anyhow::Result<(String, u16)> {
-    let api: Api<Endpoints> = Api::namespaced(ops.client.clone(), &ops.namespace);
-    let endpoints = api.get(service).await?;
-    let svc_api: Api<k8s_openapi::api::core::v1::Service> =
-        Api::namespaced(ops.client.clone(), &ops.namespace);
-    let svc = svc_api.get(service).await?;
-    let port_name = svc
-        .spec
-        .and_then(|s| s.ports)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|p| p.port == i32::from(service_port))
-        .and_then(|p| p.name);
-    let mut targets = Vec::new();
-    for subset in endpoints.subsets.iter().flatten() {
-        let port = subset
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| port_name.is_none() || p.name == port_name);
-        let Some(port) = port else { continue };
-        for address in subset.addresses.iter().flatten() {
-            if let Some(pod) = address.target_ref.as_ref().and_then(|r| r.name.clone()) {
-                targets.push((pod, port.port as u16));
-            }
-        }
-    }
-    if targets.is_empty() {
-        bail!("service {service:?} has no ready endpoints");
-    }
-    targets.sort();
-    Ok(targets[next.fetch_add(1, Ordering::Relaxed) % targets.len()].clone())
 }

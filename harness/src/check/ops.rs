@@ -45,6 +45,12 @@ pub trait ClusterOps: Send + Sync {
     fn delete(&self, kind: &str, name: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// The pods whose labels match `selector` (kubectl's `-l` syntax).
     fn pods(&self, selector: &str) -> impl Future<Output = anyhow::Result<Vec<PodInfo>>> + Send;
+    /// Whether [`ClusterOps::kill_container`] can work here: only the embedded cluster can reach
+    /// a container's process (no Kubernetes API offers it), so scenarios skip their kill steps
+    /// elsewhere.
+    fn can_kill(&self) -> bool {
+        true
+    }
     /// Signals the first container's process of a pod from the node: SIGKILL when `hard` (a
     /// crash), else SIGTERM; the kubelet restarts it either way.
     fn kill_container(

@@ -50,6 +50,9 @@ impl Report {
         }
         for s in &self.scenarios {
             let _ = writeln!(out, "\n{}: {}", s.name, s.reason);
+            for note in &s.skipped {
+                let _ = writeln!(out, "  {note}");
+            }
             let m = &s.summary;
             if !m.failures.is_empty() {
                 let kinds: Vec<String> =

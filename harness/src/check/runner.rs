@@ -53,6 +53,8 @@ pub struct ScenarioResult {
     pub disruption_ms: f64,
     /// For mounted ConfigMap updates: from the update until no reply carried the old config.
     pub config_propagation_ms: Vec<f64>,
+    /// Steps this cluster cannot carry out (a kill through an API), with why.
+    pub skipped: Vec<String>,
     pub markers: Vec<Marker>,
     pub pods_seen: BTreeSet<String>,
     pub rate: u32,
@@ -178,8 +180,19 @@ pub async fn run<O: ClusterOps>(
         let first = Instant::now();
         let mut propagation = Vec::new();
         let mut failure = None;
+        let mut skipped = Vec::new();
         for step in &scenario.steps {
             let label = describe(step);
+            if matches!(step, Step::Kill(_)) && !ops.can_kill() {
+                let note = format!(
+                    "skipped `{label}`: only the embedded cluster can kill a container process, \
+                     no Kubernetes API offers it"
+                );
+                progress(&note);
+                mark(note.clone());
+                skipped.push(note);
+                continue;
+            }
             progress(&label);
             mark(label.clone());
             match run_step(ops, scenario, step, &configs, &started).await {
@@ -195,9 +208,9 @@ pub async fn run<O: ClusterOps>(
         let remaining = options.duration.saturating_sub(started.elapsed());
         tokio::time::sleep(remaining.max(Duration::from_millis(500))).await;
         watcher_stop.cancel();
-        (disruption, propagation, failure)
+        (disruption, propagation, failure, skipped)
     };
-    let ((disruption, propagation, step_failure), ()) = tokio::join!(steps, pod_watch);
+    let ((disruption, propagation, step_failure, skipped), ()) = tokio::join!(steps, pod_watch);
     stop.cancel();
     tracker.close();
     tracker.wait().await;
@@ -228,6 +241,7 @@ pub async fn run<O: ClusterOps>(
         summary,
         disruption_ms: disruption.as_secs_f64() * 1e3,
         config_propagation_ms: propagation,
+        skipped,
         markers,
         pods_seen,
         rate: options.rate,

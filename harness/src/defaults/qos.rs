@@ -41,9 +41,11 @@ pub fn class(spec: &PodSpec) -> &'static str {
         return "BestEffort";
     }
     let equal = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
-    guaranteed &= requests
-        .iter()
-        .all(|(name, request)| limits.get(name).is_some_and(|limit| equal(*limit, *request)));
+    guaranteed &= requests.iter().all(|(name, request)| {
+        limits
+            .get(name)
+            .is_some_and(|limit| equal(*limit, *request))
+    });
     if guaranteed && requests.len() == limits.len() {
         "Guaranteed"
     } else {

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Probe};
 use tokio::sync::{mpsc, watch};
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, go_duration};
 use super::env;
 use super::logs::{ContainerLog, DEFAULT_LOG_BYTES};
-use super::probe::{self, Action, Counter, ProbeKind, Timing};
+use super::probe::{self, Action, ProbeKind, Timing};
+use super::prober::Prober;
 use super::status::{State, Termination, reason};
 use super::worker::{PodContext, spec_grace};
 use crate::runtime::catalog::{HOSTBOT, Image};
@@ -221,8 +221,9 @@ impl Runner {
         }
     }
 
-    /// Resolves the image through the catalog; on failure shows `ErrImagePull`, then
-    /// `ImagePullBackOff` until the pull back-off expires, and returns `None`.
+    /// Resolves the image through the runtime (the catalog, or the Docker engine); on failure
+    /// shows `ErrImagePull`, then `ImagePullBackOff` until the pull back-off expires, and
+    /// returns `None`.
     async fn pull(&mut self) -> Option<Image> {
         let image = self.image();
         let kubelet = &self.ctx.kubelet;
@@ -796,83 +797,6 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         Ok(())
     } else {
         std::fs::copy(from, to).map(|_| ())
-    }
-}
-
-/// One probe of one container instance.
-struct Prober {
-    ctx: Arc<PodContext>,
-    index: usize,
-    kind: ProbeKind,
-    timing: Timing,
-    action: Action,
-    exec: Exec,
-    /// When the instance started.
-    since: Instant,
-    has_readiness: bool,
-    cancel: CancellationToken,
-    /// Where a liveness or startup failure is reported.
-    failed: mpsc::Sender<ProbeKind>,
-}
-
-impl Prober {
-    /// Probes every period (the first at once), skipping until the initial delay has passed
-    /// and, for readiness and liveness, until the startup probe has succeeded.
-    async fn run(self) {
-        let mut counter = Counter::default();
-        let mut ticker = tokio::time::interval(self.timing.period);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = self.cancel.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let started = self.ctx.container(self.index).started;
-            match self.kind {
-                ProbeKind::Startup if started => return,
-                ProbeKind::Readiness | ProbeKind::Liveness if !started => continue,
-                _ => {}
-            }
-            if self.since.elapsed() < self.timing.initial_delay {
-                continue;
-            }
-            let result = tokio::select! {
-                () = self.cancel.cancelled() => return,
-                result = probe::run(&self.action, &self.exec, self.timing.timeout) => result,
-            };
-            if let Err(message) = &result {
-                self.ctx.event(
-                    "Warning",
-                    "Unhealthy",
-                    format!("{} probe failed: {message}", self.kind.name()),
-                );
-            }
-            let Some(ok) = counter.observe(result.is_ok(), &self.timing) else {
-                continue;
-            };
-            match (self.kind, ok) {
-                (ProbeKind::Readiness, ready) => {
-                    self.ctx.update_container(self.index, |c| {
-                        if matches!(c.state, State::Running { .. }) {
-                            c.ready = ready;
-                        }
-                    });
-                }
-                (ProbeKind::Liveness, true) => {}
-                (ProbeKind::Startup, true) => {
-                    let has_readiness = self.has_readiness;
-                    self.ctx.update_container(self.index, |c| {
-                        c.started = true;
-                        c.ready = !has_readiness;
-                    });
-                    return;
-                }
-                (ProbeKind::Liveness | ProbeKind::Startup, false) => {
-                    let _ = self.failed.send(self.kind).await;
-                    return;
-                }
-            }
-        }
     }
 }
 
