@@ -14,14 +14,23 @@
 //!
 //! # Layout
 //!
-//! - `kubectl/support.rs`: the harness child, kubectl runs, background kubectl, HTTP, tables.
+//! - `kubectl/support.rs`: the harness child and kubectl runs; `background.rs` (watch,
+//!   port-forward), `http.rs` (requests, load), `output.rs` (tables, names, describe) beside it.
 //! - `kubectl/pods.rs`: a bare Pod (S1), probes (S18).
 //! - `kubectl/deployments.rs`: Deployment -> ReplicaSet -> Pods (S2-S6), scale, delete.
-//! - `kubectl/rollouts.rs`: rolling updates and their verbs (S7-S10), edit.
+//! - `kubectl/rollouts.rs`: rolling updates and Recreate (S7-S9).
+//! - `kubectl/missing_image.rs`: a rollout to a missing image, fixed with `kubectl edit` (S10).
+//! - `kubectl/rollout_verbs.rs`: `set image`, `rollout history|undo|pause|resume|restart`.
 //! - `kubectl/services.rs`: ClusterIP, NodePort, endpoints, a selector typo (S11, S12).
 //! - `kubectl/configmaps.rs`: ConfigMaps as env and volume, a missing key (S13-S16).
 //! - `kubectl/fidelity.rs`: details of upstream's output that a tutorial reader sees.
 
+#[path = "kubectl/background.rs"]
+mod background;
+#[path = "kubectl/http.rs"]
+mod http;
+#[path = "kubectl/output.rs"]
+mod output;
 #[path = "kubectl/support.rs"]
 mod support;
 
@@ -31,8 +40,12 @@ mod configmaps;
 mod deployments;
 #[path = "kubectl/fidelity.rs"]
 mod fidelity;
+#[path = "kubectl/missing_image.rs"]
+mod missing_image;
 #[path = "kubectl/pods.rs"]
 mod pods;
+#[path = "kubectl/rollout_verbs.rs"]
+mod rollout_verbs;
 #[path = "kubectl/rollouts.rs"]
 mod rollouts;
 #[path = "kubectl/services.rs"]

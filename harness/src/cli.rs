@@ -1,8 +1,9 @@
-//! Command-line parsing and the three commands.
+//! Command-line parsing and the commands.
 
 mod check;
 mod interrupt;
 mod load;
+mod port_forward;
 mod up;
 
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ pub enum Command {
     Up(up::UpArgs),
     /// Send the checker's open-loop load to one address and print what came back (no cluster).
     Load(load::LoadArgs),
+    /// Forward local ports to a pod, or per connection to a Service's ready pods, through a
+    /// cluster's API (like kubectl port-forward; svc/ survives rolling updates).
+    PortForward(port_forward::PortForwardArgs),
 }
 
 /// Which container runtime runs pods.
@@ -75,5 +79,6 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Load(args) => load::run(args).await,
+        Command::PortForward(args) => port_forward::run(args).await,
     }
 }

@@ -108,6 +108,7 @@ fn pod_spec(spec: &mut PodSpec) {
         .get_or_insert_with(|| "default-scheduler".into());
     spec.security_context
         .get_or_insert_with(PodSecurityContext::default);
+    service_account(spec);
     for volume in spec.volumes.iter_mut().flatten() {
         self::volume(volume);
     }
@@ -118,9 +119,39 @@ fn pod_spec(spec: &mut PodSpec) {
     }
 }
 
-/// Defaults only a Pod gets, not a template (upstream `SetDefaults_Pod`).
+/// The deprecated `serviceAccount` mirrors `serviceAccountName`, which wins (upstream's v1
+/// conversion does this for every pod spec, templates included).
+fn service_account(spec: &mut PodSpec) {
+    match spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        Some(name) => spec.service_account = Some(name.to_owned()),
+        None => {
+            if let Some(old) = spec.service_account.clone().filter(|s| !s.is_empty()) {
+                spec.service_account_name = Some(old);
+            }
+        }
+    }
+}
+
+/// Defaults only a Pod gets, not a template: upstream `SetDefaults_Pod`, and what the
+/// ServiceAccount and Priority admission plugins add (the `default` account, priority 0 with
+/// `PreemptLowerPriority`; `kubectl describe pod` shows both).
 fn pod_only(spec: &mut PodSpec) {
     spec.enable_service_links.get_or_insert(true);
+    if spec
+        .service_account_name
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        spec.service_account_name = Some("default".into());
+        spec.service_account = Some("default".into());
+    }
+    spec.priority.get_or_insert(0);
+    spec.preemption_policy
+        .get_or_insert_with(|| "PreemptLowerPriority".into());
     let init = spec.init_containers.iter_mut().flatten();
     for c in init.chain(spec.containers.iter_mut()) {
         let Some(resources) = &mut c.resources else {
@@ -293,6 +324,15 @@ fn service(spec: &mut ServiceSpec) {
     }
     if kind == "LoadBalancer" {
         spec.allocate_load_balancer_node_ports.get_or_insert(true);
+    }
+    // The harness is a single-stack IPv4 cluster; upstream's REST storage fills these for every
+    // Service but ExternalName (`describe service` shows them).
+    if kind != "ExternalName" {
+        spec.ip_family_policy
+            .get_or_insert_with(|| "SingleStack".into());
+        if spec.ip_families.as_ref().is_none_or(Vec::is_empty) {
+            spec.ip_families = Some(vec!["IPv4".into()]);
+        }
     }
 }
 

@@ -46,6 +46,7 @@ use crate::proxy::ServiceProxy;
 use crate::proxy::relay::{bind, connect, describe, relay, reset};
 use crate::selector::Selector;
 use crate::store::{Store, WatchEvent};
+pub use choice::{attachable_pod, pod_phase};
 pub use target::{PortPair, Target};
 
 /// How long a pod may take to accept a forwarded connection.

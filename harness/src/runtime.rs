@@ -143,7 +143,6 @@ impl Runtime {
 }
 
 /// Why `--runtime docker` cannot work in this build.
-#[cfg_attr(feature = "docker", allow(dead_code))]
 const NO_DOCKER: &str =
     "this harness was built without the `docker` feature: rebuild it with default features";
 

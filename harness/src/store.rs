@@ -423,13 +423,42 @@ impl Store {
         } else {
             involved.namespace()
         };
+        let message = message.into();
+        // The same event again is counted, not repeated (`(x3 over 20s)` in describe).
+        let repeat = self
+            .list(Kind::Event, Some(namespace))
+            .into_iter()
+            .filter_map(|o| Event::try_from(o).ok())
+            .find(|e| {
+                e.involved_object.uid.as_deref() == Some(involved.uid())
+                    && e.type_.as_deref() == Some(event_type)
+                    && e.reason.as_deref() == Some(reason)
+                    && e.message.as_deref() == Some(message.as_str())
+                    && e.source.as_ref().and_then(|s| s.component.as_deref()) == Some(component)
+            });
+        if let Some(event) = repeat {
+            let name = event.metadata.name.unwrap_or_default();
+            let counted = self.modify::<Event, _>(namespace, &name, |e| {
+                e.count = Some(e.count.unwrap_or(1) + 1);
+                e.last_timestamp = Some(now.clone());
+            });
+            if counted.is_ok() {
+                return;
+            }
+        }
+        // Upstream names events `<object>.<hex nanoseconds>`, so names sort by time.
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = u64::try_from(now.0.as_nanosecond()).unwrap_or_default();
+        let stamp = LAST
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |last| Some(nanos.max(last + 1)),
+            )
+            .map_or(nanos, |last| nanos.max(last + 1));
         let event = Event {
             metadata: ObjectMeta {
-                name: Some(format!(
-                    "{}.{:016x}",
-                    involved.name(),
-                    rand::random::<u64>()
-                )),
+                name: Some(format!("{}.{stamp:x}", involved.name())),
                 namespace: Some(namespace.to_owned()),
                 ..Default::default()
             },
@@ -443,7 +472,7 @@ impl Store {
                 ..Default::default()
             },
             reason: Some(reason.to_owned()),
-            message: Some(message.into()),
+            message: Some(message),
             type_: Some(event_type.to_owned()),
             count: Some(1),
             first_timestamp: Some(now.clone()),

@@ -268,6 +268,54 @@ async fn s14_configmap_update_reaches_the_running_containers() {
     support::shutdown(cluster).await;
 }
 
+#[tokio::test]
+async fn images_missing_locally_are_pulled_from_the_local_registry() {
+    let _turn = prepare!();
+    if !support::require_registry() {
+        return;
+    }
+    // In the registry only: pushed, then removed from the engine.
+    let image = format!("127.0.0.1:5000/hostbot:pull-{}", std::process::id());
+    docker(&["tag", IMAGE, &image]).expect("docker tag");
+    docker(&["push", &image]).expect("docker push");
+    docker(&["rmi", &image]).expect("docker rmi");
+
+    let cluster = support::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pod.yml");
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pulled
+  labels: {app: hostbot}
+spec:
+  containers:
+    - name: hostbot
+      image: IMAGE
+      ports: [{containerPort: 80}]
+      readinessProbe: {httpGet: {path: /readyz, port: 80}, periodSeconds: 1}
+"#;
+    std::fs::write(&manifest, pod.replace("IMAGE", &image)).unwrap();
+    cluster.apply_path(&manifest).expect("apply the pod");
+    wait(&cluster, "the pod of a pulled image ready", |s| {
+        ready(s).len() == 1
+    })
+    .await;
+    let pod = ready(cluster.store()).remove(0);
+    let (status, body) = get(addr(&pod, 80), "/").await.expect("GET /");
+    assert_eq!(status, 200, "{body}");
+    let image_id = pod.status.unwrap().container_statuses.unwrap()[0]
+        .image_id
+        .clone();
+    assert!(
+        image_id.starts_with("docker-pullable://127.0.0.1:5000/hostbot@sha256:"),
+        "{image_id}"
+    );
+    support::shutdown(cluster).await;
+    let _ = docker(&["rmi", &image]);
+}
+
 /// `kubectl set image deploy/hostbot hostbot=IMAGE`.
 fn set_image(cluster: &harness::cluster::Cluster, image: &str) {
     cluster

@@ -63,7 +63,7 @@ fn s13_a_configmap_env_var_takes_effect_after_rollout_restart() {
     // The running pod still has the old value: same pod, no restart, still on 8081.
     assert_eq!(hostbot_json("127.0.0.1", port)["host"], first.as_str());
     let pods = up.table(&["pod"]);
-    assert_eq!(pods.names(), [first.clone()]);
+    assert_eq!(pods.names(), std::slice::from_ref(&first));
     assert_eq!(pods.cell(&first, "RESTARTS"), "0");
 
     assert_eq!(
@@ -86,6 +86,18 @@ fn s13_a_configmap_env_var_takes_effect_after_rollout_restart() {
     assert!(
         http_request(&ip, 8081, "GET", "/").is_err(),
         "the restarted pod still listens on 8081"
+    );
+    // The tutorial's clean-up: both objects of the file.
+    let file = fixture("hello-server-env.yaml");
+    assert_eq!(
+        up.ok(&[
+            "delete",
+            "--filename",
+            file.to_str().unwrap(),
+            "--namespace",
+            "default"
+        ]),
+        "deployment.apps \"hello-server\" deleted\nconfigmap \"hello-server-configmap\" deleted\n"
     );
     up.stop();
 }
@@ -288,7 +300,7 @@ fn s15_a_missing_key_with_max_surge_0_is_an_outage() {
     let pods = up.wait_table(&["pod", "--namespace", "default"], "the pod running", |t| {
         t.rows.len() == 1 && t.rows[0]["STATUS"] == "Running" && t.rows[0]["READY"] == "1/1"
     });
-    assert_eq!(pods.names(), [new.clone()]);
+    assert_eq!(pods.names(), std::slice::from_ref(&new));
     assert_eq!(pods.cell(&new, "RESTARTS"), "0");
     up.rollout_complete("hello-server");
     let (_forward, port) = up.port_forward("deployment/hello-server", 8081);

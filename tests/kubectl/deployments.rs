@@ -240,7 +240,12 @@ fn s04_a_deleted_replicaset_comes_back_with_new_pods() {
         assert!(is_suffixed(&name, &rs_name), "pod {name} of {rs_name}");
     }
     let again = up.table(&["rs"]);
-    assert_eq!(again.names(), [rs_name.clone()], "{}", again.text);
+    assert_eq!(
+        again.names(),
+        std::slice::from_ref(&rs_name),
+        "{}",
+        again.text
+    );
     assert_eq!(again.cell(&rs_name, "READY"), "3");
     let new_uid = up.ok(&["get", "rs", &rs_name, "-o", "jsonpath={.metadata.uid}"]);
     assert_ne!(

@@ -1,24 +1,29 @@
 //! The world of one test: a `harness up` child process with its own temp dir, kubeconfig and
-//! kubectl discovery cache; kubectl run to completion ([`Up::kubectl`]) or in the background
-//! ([`Background`], for `--watch` and `port-forward`); plain HTTP through a forwarded port or a
-//! Service address ([`http_get`], [`Load`]); and kubectl's tables read by column ([`Table`]).
+//! kubectl discovery cache, and kubectl run against it to completion ([`Up::kubectl`]) or in the
+//! background ([`Background`], for `--watch` and `port-forward`). The other helpers (HTTP,
+//! reading kubectl's output) live beside this file and are re-exported here.
 //!
 //! Every wait has a deadline and polls a condition; nothing sleeps in place of waiting. A test
 //! ends with [`Up::stop`] (SIGTERM, exit code 0, none of its hostbot processes left); if it
 //! panics first, the [`Drop`] of [`Up`] kills the harness (its pods die with it through
 //! `PR_SET_PDEATHSIG`).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub use crate::background::Background;
+pub use crate::http::{Load, hostbot_json, http_get, http_request};
+pub use crate::output::{
+    Table, age_seconds, assert_contains, events_section, is_deployment_pod, is_suffixed,
+    is_template_hash, replicaset_of,
+};
 
 /// How long a condition may take before the test fails (pods start in well under a second;
 /// this covers a loaded two-core machine running several clusters at once).
@@ -356,6 +361,17 @@ impl Up {
         out.split_whitespace().map(str::to_owned).collect()
     }
 
+    /// Waits until the pods matching `selector` are `count` pods of one ReplicaSet (the old ones
+    /// gone, not just terminating); returns its name.
+    pub fn settled_replicaset(&self, selector: &str, count: usize) -> String {
+        self.wait_for(&format!("{count} pods of one ReplicaSet"), || {
+            let pods = self.pod_names(selector);
+            let sets: BTreeSet<&str> = pods.iter().map(|p| replicaset_of(p)).collect();
+            (pods.len() == count && sets.len() == 1)
+                .then(|| sets.into_iter().next().unwrap().to_owned())
+        })
+    }
+
     /// Records the hostbot processes that are children of this harness right now.
     fn note_hostbots(&self) {
         let children: Vec<u32> = e2e::pids_named("hostbot")
@@ -397,7 +413,7 @@ impl Up {
         assert!(log.contains("stopped; nothing left running"), "{log}");
         let alive: Vec<u32> = e2e::pids_named("hostbot")
             .into_iter()
-            .filter(|pid| ours.contains(pid))
+            .filter(|pid| ours.contains(pid) && state_of(*pid).is_some_and(|s| s != 'Z'))
             .collect();
         assert!(
             alive.is_empty(),
@@ -419,12 +435,22 @@ impl Drop for Up {
     }
 }
 
-/// The parent pid of `pid`, from `/proc/<pid>/stat`.
-fn parent_of(pid: u32) -> Option<u32> {
+/// The fields of `/proc/<pid>/stat` after the command: state, ppid, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) state ppid ..." where comm may hold spaces and parentheses.
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The parent pid of `pid`.
+fn parent_of(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// The state letter of `pid` (`R`, `S`, `Z`...).
+fn state_of(pid: u32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
 }
 
 fn reader_thread(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
@@ -433,429 +459,4 @@ fn reader_thread(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
         let _ = stream.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
     })
-}
-
-/// Lines a background process has printed, shared with its reader threads.
-#[derive(Default)]
-struct Lines {
-    lines: Mutex<Vec<String>>,
-    changed: Condvar,
-}
-
-/// A kubectl running in the background; its stdout and stderr lines are collected. Dropping it
-/// kills it.
-pub struct Background {
-    shown: String,
-    child: Child,
-    lines: Arc<Lines>,
-}
-
-impl Background {
-    fn spawn(shown: String, mut command: Command) -> Background {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot run {shown}: {err}"));
-        let lines = Arc::new(Lines::default());
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lines.lock().unwrap().push(line);
-                    lines.changed.notify_all();
-                }
-            });
-        }
-        Background {
-            shown,
-            child,
-            lines,
-        }
-    }
-
-    /// Every line so far (stdout and stderr, in arrival order).
-    pub fn lines(&self) -> Vec<String> {
-        self.lines.lines.lock().unwrap().clone()
-    }
-
-    /// Waits until a line satisfies `check`; returns it.
-    pub fn wait_line(&self, timeout: Duration, check: impl Fn(&str) -> bool) -> String {
-        self.wait_lines(timeout, "a matching line", |lines| {
-            lines.iter().find(|l| check(l)).cloned()
-        })
-    }
-
-    /// Waits until `check` over all lines so far gives `Some`.
-    pub fn wait_lines<T>(
-        &self,
-        timeout: Duration,
-        what: &str,
-        check: impl Fn(&[String]) -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.lines.lines.lock().unwrap();
-        loop {
-            if let Some(found) = check(&lines) {
-                return found;
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "{} printed no {what} in {timeout:?}:\n{}",
-                self.shown,
-                lines.join("\n")
-            );
-            lines = self
-                .lines
-                .changed
-                .wait_timeout(lines, (deadline - now).min(Duration::from_millis(200)))
-                .unwrap()
-                .0;
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 GET on a new connection: the status code and the body.
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    http_request("127.0.0.1", port, "GET", path)
-}
-
-/// One HTTP/1.1 request with `Connection: close` to `host:port`: the status code and the body.
-pub fn http_request(
-    host: &str,
-    port: u16,
-    method: &str,
-    path: &str,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect((host, port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("no complete HTTP response: {text:?}"),
-        )
-    })?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line: {head:?}")))?;
-    Ok((code, body.to_owned()))
-}
-
-/// `GET /` through `host:port`, which must answer 200 with hostbot's JSON.
-pub fn hostbot_json(host: &str, port: u16) -> Value {
-    let (code, body) = http_request(host, port, "GET", "/")
-        .unwrap_or_else(|err| panic!("GET http://{host}:{port}/ failed: {err}"));
-    assert_eq!(code, 200, "GET http://{host}:{port}/: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|err| panic!("not JSON ({err}): {body}"))
-}
-
-/// Requests in a loop on a new connection each, from a thread, until stopped.
-pub struct Load {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<LoadStats>>,
-}
-
-/// What a [`Load`] saw.
-#[derive(Debug, Default)]
-pub struct LoadStats {
-    pub ok: usize,
-    pub failed: usize,
-    /// The first few failures, as text.
-    pub errors: Vec<String>,
-    /// Answers per `host` field.
-    pub hosts: BTreeMap<String, usize>,
-}
-
-impl Load {
-    /// Starts sending `GET /` to `host:port` every 10 ms.
-    pub fn start(host: &str, port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let host = host.to_owned();
-        let flag = stop.clone();
-        let started = Instant::now();
-        let thread = std::thread::spawn(move || {
-            let mut stats = LoadStats::default();
-            while !flag.load(Ordering::Relaxed) {
-                match http_request(&host, port, "GET", "/") {
-                    Ok((200, body)) => {
-                        stats.ok += 1;
-                        let json: Value = serde_json::from_str(&body).unwrap_or_default();
-                        let name = json["host"].as_str().unwrap_or("?").to_owned();
-                        *stats.hosts.entry(name).or_default() += 1;
-                    }
-                    other => {
-                        stats.failed += 1;
-                        if stats.errors.len() < 5 {
-                            let at = started.elapsed().as_millis();
-                            stats.errors.push(format!("at {at} ms: {other:?}"));
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            stats
-        });
-        Load {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the loop and returns what it saw.
-    pub fn stop(mut self) -> LoadStats {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A table kubectl printed, read by the header's column positions (cells may hold single
-/// spaces, as in `1 (5s ago)` or `NOMINATED NODE`).
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub text: String,
-    pub headers: Vec<String>,
-    pub rows: Vec<BTreeMap<String, String>>,
-}
-
-impl Table {
-    /// Parses the first table in `text` (up to a blank line).
-    pub fn parse(text: &str) -> Table {
-        let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
-        let Some(header) = lines.next() else {
-            return Table {
-                text: text.to_owned(),
-                headers: Vec::new(),
-                rows: Vec::new(),
-            };
-        };
-        let starts = column_starts(header);
-        let cut = |line: &str| -> Vec<String> {
-            starts
-                .iter()
-                .enumerate()
-                .map(|(i, &start)| {
-                    let end = starts.get(i + 1).copied().unwrap_or(usize::MAX);
-                    let chars: String = line
-                        .chars()
-                        .skip(start)
-                        .take(end.saturating_sub(start))
-                        .collect();
-                    chars.trim().to_owned()
-                })
-                .collect()
-        };
-        let headers = cut(header);
-        let rows = lines
-            .take_while(|l| !l.trim().is_empty())
-            .map(|line| headers.iter().cloned().zip(cut(line)).collect())
-            .collect();
-        Table {
-            text: text.to_owned(),
-            headers,
-            rows,
-        }
-    }
-
-    /// Every table in `text` (kubectl separates the kinds of `get a,b` and `get all` with blank
-    /// lines).
-    pub fn parse_all(text: &str) -> Vec<Table> {
-        text.split("\n\n")
-            .filter(|chunk| !chunk.trim().is_empty())
-            .map(Table::parse)
-            .collect()
-    }
-
-    /// The row whose NAME is `name`.
-    pub fn row(&self, name: &str) -> &BTreeMap<String, String> {
-        self.rows
-            .iter()
-            .find(|r| r.get("NAME").map(String::as_str) == Some(name))
-            .unwrap_or_else(|| panic!("no row {name} in:\n{}", self.text))
-    }
-
-    /// The cell of row `name` in column `column`.
-    pub fn cell(&self, name: &str, column: &str) -> &str {
-        self.row(name)
-            .get(column)
-            .unwrap_or_else(|| panic!("no column {column} in:\n{}", self.text))
-    }
-
-    /// Every NAME.
-    pub fn names(&self) -> Vec<String> {
-        self.rows.iter().map(|r| r["NAME"].clone()).collect()
-    }
-}
-
-/// Where each header label starts: labels are separated by two or more spaces (kubectl pads
-/// columns with three), a single space stays inside a label.
-fn column_starts(header: &str) -> Vec<usize> {
-    let chars: Vec<char> = header.chars().collect();
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i] != ' ' && (i == 0 || (i >= 2 && chars[i - 1] == ' ' && chars[i - 2] == ' ')) {
-            starts.push(i);
-        }
-        i += 1;
-    }
-    starts
-}
-
-/// Whether `hash` looks like a pod-template hash (1-10 characters of [`ALPHABET`]).
-pub fn is_template_hash(hash: &str) -> bool {
-    (1..=10).contains(&hash.len()) && hash.chars().all(|c| ALPHABET.contains(c))
-}
-
-/// Whether `name` is `<prefix>-<5 characters of ALPHABET>`.
-pub fn is_suffixed(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|suffix| suffix.len() == 5 && suffix.chars().all(|c| ALPHABET.contains(c)))
-}
-
-/// Whether `name` is a pod of Deployment `deployment`: `<deployment>-<hash>-<5>`.
-pub fn is_deployment_pod(name: &str, deployment: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix(deployment)
-        .and_then(|r| r.strip_prefix('-'))
-    else {
-        return false;
-    };
-    let Some((hash, suffix)) = rest.rsplit_once('-') else {
-        return false;
-    };
-    is_template_hash(hash) && suffix.len() == 5 && suffix.chars().all(|c| ALPHABET.contains(c))
-}
-
-/// The ReplicaSet part (`<deployment>-<hash>`) of a Deployment's pod name.
-pub fn replicaset_of(pod: &str) -> &str {
-    pod.rsplit_once('-').map_or(pod, |(rs, _)| rs)
-}
-
-/// kubectl's AGE (`0s`, `45s`, `2m3s`, `3d23h`) in seconds.
-pub fn age_seconds(age: &str) -> u64 {
-    let mut total = 0;
-    let mut number = 0;
-    for c in age.chars() {
-        if let Some(digit) = c.to_digit(10) {
-            number = number * 10 + u64::from(digit);
-        } else {
-            total += number
-                * match c {
-                    's' => 1,
-                    'm' => 60,
-                    'h' => 3600,
-                    'd' => 86400,
-                    'y' => 365 * 86400,
-                    _ => panic!("not an AGE: {age}"),
-                };
-            number = 0;
-        }
-    }
-    total
-}
-
-/// The lines of `describe` output under `Events:`.
-pub fn events_section(describe: &str) -> Vec<String> {
-    describe
-        .lines()
-        .skip_while(|l| !l.starts_with("Events:"))
-        .skip(3)
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Asserts that `text` contains each of `needles`, ignoring how many spaces pad a column
-/// (kubectl aligns `describe` to its longest label, which differs with the object).
-#[track_caller]
-pub fn assert_contains(text: &str, needles: &[&str]) {
-    let squeezed = squeeze(text);
-    for needle in needles {
-        assert!(
-            text.contains(needle) || squeezed.contains(&squeeze(needle)),
-            "expected {needle:?} in:\n{text}"
-        );
-    }
-}
-
-/// `text` with each run of spaces and tabs inside a line made one space (indentation kept).
-fn squeeze(text: &str) -> String {
-    text.split('\n')
-        .map(|line| {
-            let body = line.trim_start_matches([' ', '\t']);
-            let indent = &line[..line.len() - body.len()];
-            let words: Vec<&str> = body.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
-            let trailing = if body.ends_with(' ') && !words.is_empty() {
-                " "
-            } else {
-                ""
-            };
-            format!("{indent}{}{trailing}", words.join(" "))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_are_read_by_column() {
-        let table = Table::parse(
-            "NAME      READY   STATUS    RESTARTS     AGE   IP          NOMINATED NODE\n\
-             a-1       1/1     Running   1 (3s ago)   5s    127.0.0.2   <none>\n\
-             b         0/1               0            0s    <none>      <none>\n",
-        );
-        assert_eq!(table.cell("a-1", "RESTARTS"), "1 (3s ago)");
-        assert_eq!(table.cell("a-1", "NOMINATED NODE"), "<none>");
-        assert_eq!(table.cell("b", "STATUS"), "");
-        assert_eq!(table.names(), ["a-1", "b"]);
-    }
-
-    #[test]
-    fn names_have_upstream_shapes() {
-        assert!(is_deployment_pod("hostbot-65f447d896-8m5ww", "hostbot"));
-        assert!(!is_deployment_pod("hostbot-65f447d896-8m5wwx", "hostbot"));
-        assert!(!is_deployment_pod("hostbot-65f447d89a-8m5ww", "hostbot"));
-        assert!(is_suffixed("httpserver-9qscc", "httpserver"));
-        assert_eq!(
-            replicaset_of("hostbot-65f447d896-8m5ww"),
-            "hostbot-65f447d896"
-        );
-        assert_eq!(age_seconds("2m3s"), 123);
-        assert_eq!(age_seconds("0s"), 0);
-        assert_contains(
-            "Selector:          app=x\nType:  ClusterIP\n",
-            &["Selector:   app=x\nType: ClusterIP"],
-        );
-    }
 }

@@ -140,6 +140,9 @@ fn resource_list(group: &str) -> Value {
     if group.is_empty() {
         resources.push(super::node::discovery_entry());
     }
+    // Upstream lists resources alphabetically by plural (subresources right after their parent),
+    // and `kubectl get all` prints its tables in that order: deployments before replicasets.
+    resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -224,5 +227,29 @@ mod tests {
                 .any(|r| r["name"] == "pods/log")
         );
         assert_eq!(groups(), vec!["apps"]);
+    }
+
+    #[test]
+    fn lists_resources_alphabetically_by_plural() {
+        for group in ["", "apps"] {
+            let list = resource_list(group);
+            let names: Vec<&str> = list["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap())
+                .collect();
+            let mut sorted = names.clone();
+            sorted.sort_unstable();
+            assert_eq!(names, sorted);
+        }
+        let apps = resource_list("apps");
+        let plurals: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str().filter(|n| !n.contains('/')))
+            .collect();
+        assert_eq!(plurals, ["deployments", "replicasets"]);
     }
 }

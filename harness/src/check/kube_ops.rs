@@ -37,15 +37,36 @@ impl KubeOps {
         context: Option<&str>,
         namespace: Option<&str>,
     ) -> anyhow::Result<KubeOps> {
-        let file = Kubeconfig::read_from(kubeconfig)
-            .with_context(|| format!("cannot read kubeconfig {}", kubeconfig.display()))?;
+        KubeOps::connect_with(Some(kubeconfig), context, namespace).await
+    }
+
+    /// Connects with a kubeconfig file, or without one as kubectl does: the files in
+    /// `$KUBECONFIG`, else `~/.kube/config`.
+    pub async fn connect_with(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+        namespace: Option<&str>,
+    ) -> anyhow::Result<KubeOps> {
+        let (file, shown) = match kubeconfig {
+            Some(path) => (
+                Kubeconfig::read_from(path)
+                    .with_context(|| format!("cannot read kubeconfig {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => (
+                Kubeconfig::read().context(
+                    "cannot read a kubeconfig from $KUBECONFIG or ~/.kube/config (use --kubeconfig)",
+                )?,
+                "from $KUBECONFIG".to_owned(),
+            ),
+        };
         let options = KubeConfigOptions {
             context: context.map(str::to_owned),
             ..Default::default()
         };
         let config = Config::from_custom_kubeconfig(file, &options)
             .await
-            .with_context(|| format!("kubeconfig {}: unusable context", kubeconfig.display()))?;
+            .with_context(|| format!("kubeconfig {shown}: unusable context"))?;
         let namespace = namespace
             .map(str::to_owned)
             .unwrap_or_else(|| config.default_namespace.clone());
@@ -110,7 +131,11 @@ impl ClusterOps for KubeOps {
                         .with_context(|| format!("creating {} {name:?}", object.kind()))?;
                 }
                 Some(_) => {
-                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&json))
+                    // A strategic merge, as `kubectl apply` sends: lists merge by key, and a
+                    // Deployment's `strategy` keeps only the manifest's keys (`retainKeys`), so
+                    // switching to Recreate drops the stored `rollingUpdate`.
+                    retain_strategy_keys(&mut json);
+                    api.patch(&name, &PatchParams::default(), &Patch::Strategic(&json))
                         .await
                         .with_context(|| format!("updating {} {name:?}", object.kind()))?;
                 }
@@ -209,6 +234,22 @@ impl ClusterOps for KubeOps {
     }
 }
 
+/// Marks a Deployment manifest's `spec.strategy` with `$retainKeys` (its keys), the directive
+/// kubectl adds for fields whose patch strategy is `retainKeys`.
+fn retain_strategy_keys(manifest: &mut serde_json::Value) {
+    if manifest["kind"] != "Deployment" {
+        return;
+    }
+    let Some(strategy) = manifest
+        .pointer_mut("/spec/strategy")
+        .and_then(|s| s.as_object_mut())
+    else {
+        return;
+    };
+    let keys: Vec<serde_json::Value> = strategy.keys().cloned().map(Into::into).collect();
+    strategy.insert("$retainKeys".into(), keys.into());
+}
+
 /// Listens on 127.0.0.1 (port 0 = any) and forwards each new connection to the next ready pod
 /// behind `service` (round-robin over its Endpoints), through the API's pod port-forward (see
 /// [`crate::kube_forward`]).
@@ -243,4 +284,31 @@ pub async fn forward_service(
     });
     kube_forward::serve(listener, destination, tracker, cancel, on_error);
     Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn only_a_deployments_strategy_retains_keys() {
+        let mut deployment =
+            json!({"kind": "Deployment", "spec": {"strategy": {"type": "Recreate"}}});
+        retain_strategy_keys(&mut deployment);
+        assert_eq!(
+            deployment["spec"]["strategy"],
+            json!({"type": "Recreate", "$retainKeys": ["type"]})
+        );
+        let mut plain = json!({"kind": "Deployment", "spec": {"replicas": 2}});
+        retain_strategy_keys(&mut plain);
+        assert_eq!(
+            plain,
+            json!({"kind": "Deployment", "spec": {"replicas": 2}})
+        );
+        let mut other = json!({"kind": "Service", "spec": {"strategy": {"type": "x"}}});
+        retain_strategy_keys(&mut other);
+        assert!(other["spec"]["strategy"].get("$retainKeys").is_none());
+    }
 }

@@ -235,9 +235,12 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// (due ms, ok) marks, and the outages they must give as (start ms, duration ms, requests).
+    type OutageCase = (&'static [(u64, bool)], &'static [(f64, f64, u64)]);
+
     #[test]
     fn outage_table() {
-        let cases: &[(&[(u64, bool)], &[(f64, f64, u64)])] = &[
+        let cases: &[OutageCase] = &[
             (&[], &[]),
             (&[(0, true), (10, true)], &[]),
             (

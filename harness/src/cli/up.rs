@@ -21,6 +21,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::RuntimeArg;
 
+mod builtin;
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Manifests to apply at start (files or directories; repeatable).
@@ -117,6 +119,13 @@ async fn serve_api(
         cluster.cancel_token().child_token(),
     )
     .await?;
+    builtin::seed(cluster.store(), server.addr(), server.ca_pem())
+        .context("cannot create the kubernetes Service and kube-root-ca.crt")?;
+    cluster.tracker().spawn(builtin::publish_root_ca(
+        cluster.store().clone(),
+        server.ca_pem().to_owned(),
+        cluster.cancel_token().child_token(),
+    ));
     let kubeconfig = args
         .kubeconfig
         .clone()

@@ -176,6 +176,10 @@ fn pods_get_more_than_templates() {
         json!({"metadata": {"name": "p"}, "spec": {"containers": [container]}}),
     );
     assert_eq!(pod["spec"]["enableServiceLinks"], true);
+    assert_eq!(pod["spec"]["priority"], 0);
+    assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    assert_eq!(pod["spec"]["serviceAccount"], "default");
     assert_eq!(
         pod["spec"]["containers"][0]["resources"]["requests"],
         json!({"cpu": "100m", "memory": "64Mi"})
@@ -188,11 +192,45 @@ fn pods_get_more_than_templates() {
         }}),
     );
     let spec = &deploy["spec"]["template"]["spec"];
-    assert!(spec.get("enableServiceLinks").is_none());
+    for field in [
+        "enableServiceLinks",
+        "priority",
+        "preemptionPolicy",
+        "serviceAccountName",
+        "serviceAccount",
+    ] {
+        assert!(spec.get(field).is_none(), "{field} in a template");
+    }
     assert_eq!(
         spec["containers"][0]["resources"]["requests"],
         json!({"cpu": "100m"})
     );
+}
+
+#[test]
+fn service_account_name_wins_over_the_deprecated_field() {
+    let pod = |spec: Value| {
+        let mut spec = spec;
+        spec["containers"] = json!([{"name": "c", "image": "i:1"}]);
+        let pod = defaulted(Kind::Pod, json!({"metadata": {"name": "p"}, "spec": spec}));
+        (
+            pod["spec"]["serviceAccountName"].clone(),
+            pod["spec"]["serviceAccount"].clone(),
+        )
+    };
+    assert_eq!(
+        pod(json!({"serviceAccountName": "a"})),
+        (json!("a"), json!("a"))
+    );
+    assert_eq!(
+        pod(json!({"serviceAccount": "b"})),
+        (json!("b"), json!("b"))
+    );
+    assert_eq!(
+        pod(json!({"serviceAccountName": "a", "serviceAccount": "b"})),
+        (json!("a"), json!("a"))
+    );
+    assert_eq!(pod(json!({"priority": 5})).0, json!("default"));
 }
 
 #[test]
@@ -239,9 +277,17 @@ fn services() {
             ],
             "type": "ClusterIP",
             "sessionAffinity": "None",
-            "internalTrafficPolicy": "Cluster"
+            "internalTrafficPolicy": "Cluster",
+            "ipFamilyPolicy": "SingleStack",
+            "ipFamilies": ["IPv4"]
         })
     );
+    let external = defaulted(
+        Kind::Service,
+        json!({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "example.com"}}),
+    );
+    assert!(external["spec"].get("ipFamilyPolicy").is_none());
+    assert!(external["spec"].get("ipFamilies").is_none());
     let node_port = defaulted(
         Kind::Service,
         json!({"metadata": {"name": "np"}, "spec": {

@@ -290,6 +290,16 @@ impl Runner {
             .unwrap_or_else(|| self.ctx.name.clone());
         env.insert("HOSTNAME".into(), hostname.clone());
         env.extend(user);
+        // In a pod, loopback and "any address" are the pod's own network namespace; here they
+        // would be the host's, shared by every pod. Bind the pod's own IP instead.
+        if env.get("HOST").is_some_and(|h| {
+            matches!(
+                h.as_str(),
+                "localhost" | "127.0.0.1" | "::1" | "0.0.0.0" | "::" | ""
+            )
+        }) {
+            env.insert("HOST".into(), self.ctx.ip.to_string());
+        }
 
         let argv = command_line(spec, &image.entrypoint, &env)?;
         let ports = crate::runtime::ports::reachable(spec, &env);
@@ -438,9 +448,16 @@ impl Runner {
                     });
                 ctx.event("Normal", "Created", format!("Created container: {name}"));
                 ctx.event("Normal", "Started", format!("Started container {name}"));
-                let started_at = Timestamp::now();
                 let gated = self.spec.startup_probe.is_some();
                 let readiness = self.spec.readiness_probe.is_some();
+                if !gated && !readiness {
+                    // Without a readiness probe upstream calls the container ready once it runs,
+                    // and endpoint propagation (hundreds of ms) hides the moment before it
+                    // listens. Here endpoints change in microseconds, so wait (briefly) for the
+                    // first port to accept, or new connections would be refused.
+                    wait_listening(ctx.ip.into(), self.spec.ports.iter().flatten().next()).await;
+                }
+                let started_at = Timestamp::now();
                 let last = self.last.clone();
                 let image_name = self.image();
                 ctx.update_container(self.index, |c| {
@@ -839,5 +856,22 @@ mod tests {
             let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
             assert_eq!(got, want, "{:?} {:?}", spec.command, spec.args);
         }
+    }
+}
+
+/// Waits up to 2 s for `port` on `ip` to accept a connection.
+async fn wait_listening(
+    ip: std::net::IpAddr,
+    port: Option<&k8s_openapi::api::core::v1::ContainerPort>,
+) {
+    let Some(port) = port.and_then(|p| u16::try_from(p.container_port).ok()) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect((ip, port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }

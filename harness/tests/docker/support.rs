@@ -76,6 +76,27 @@ pub fn require_docker() -> bool {
     }
 }
 
+/// Whether the registry on 127.0.0.1:5000 answers (same rules as [`require_docker`]).
+pub fn require_registry() -> bool {
+    let answered = std::net::TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], 5000)),
+        Duration::from_secs(2),
+    );
+    match answered {
+        Ok(_) => true,
+        Err(why) if in_ci() => {
+            panic!("the registry on 127.0.0.1:5000 is not reachable and CI=true: {why}")
+        }
+        Err(why) => {
+            eprintln!(
+                "\n*** SKIPPED: no registry on 127.0.0.1:5000 — run `docker-registry serve CONFIG` \
+                 with http.addr 127.0.0.1:5000 ({why}) ***\n"
+            );
+            false
+        }
+    }
+}
+
 /// Builds the static hostbot and the `prebuilt` image as `yourname/hostbot:v1`, tagged `v2`
 /// too; once per test run.
 pub fn build_image() {
@@ -140,10 +161,17 @@ pub async fn shutdown(cluster: Cluster) {
         .to_owned();
     cluster.shutdown().await.expect("the cluster shuts down");
     let left = containers_of(&instance);
-    assert!(
-        left.is_empty(),
-        "containers outlived the cluster (harness.instance={instance}): {left:?}"
-    );
+    if !left.is_empty() {
+        let shown = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=harness.instance={instance}"),
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ]);
+        panic!("containers outlived the cluster (harness.instance={instance}): {shown:?}");
+    }
 }
 
 /// The test Deployment (hostbot-fast.yml: drains 1 s), its ConfigMap and its Service.
