@@ -218,6 +218,11 @@ async fn ready(
     let elapsed = started.elapsed();
     let cpu = cpu_seconds() - cpu_before;
     let (rss, hwm) = memory_mb();
+    let writes = cluster.store().resource_version();
+    let events = cluster
+        .store()
+        .list(harness::object::Kind::Event, Some("default"))
+        .len();
 
     let runtime_name = match runtime {
         RuntimeKind::Process => "process",
@@ -256,7 +261,7 @@ async fn ready(
     cluster.shutdown().await?;
     let shutdown = shutdown_started.elapsed();
     println!(
-        "| apply -> {replicas} {runtime_name} pods Ready | {:.2} s | {} | {} | created {created}, running {running}, Ready {ready_at} s (min/median/max); harness CPU {cpu:.2} s, RSS {rss:.0} MB (peak {hwm:.0} MB); shutdown {:.1} s |",
+        "| apply -> {replicas} {runtime_name} pods Ready | {:.2} s | {} | {} | created {created}, running {running}, Ready {ready_at} s (min/median/max); harness CPU {cpu:.2} s, RSS {rss:.0} MB (peak {hwm:.0} MB); {writes} store writes, {events} events stored; shutdown {:.1} s |",
         elapsed.as_secs_f64(),
         if goals.is_empty() {
             "-".to_owned()

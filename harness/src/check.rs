@@ -3,6 +3,7 @@
 //! [`load`] sends the requests, [`stats`] measures them.
 
 pub mod embedded_ops;
+pub mod kube_apply;
 pub mod kube_ops;
 pub mod load;
 pub mod ops;

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::kube_apply;
 use super::ops::{ClusterOps, PodInfo, RolloutState, pod_info, rollout_state};
 use crate::kube_forward::{self, Destination, ServiceEndpoints, Sessions};
 use crate::object::Kind;
@@ -125,17 +126,15 @@ impl ClusterOps for KubeOps {
             let name = object.name().to_owned();
             match api.get_opt(&name).await? {
                 None => {
-                    let dynamic: DynamicObject = serde_json::from_value(json)?;
+                    let dynamic: DynamicObject =
+                        serde_json::from_value(kube_apply::with_last_applied(&json))?;
                     api.create(&PostParams::default(), &dynamic)
                         .await
                         .with_context(|| format!("creating {} {name:?}", object.kind()))?;
                 }
-                Some(_) => {
-                    // A strategic merge, as `kubectl apply` sends: lists merge by key, and a
-                    // Deployment's `strategy` keeps only the manifest's keys (`retainKeys`), so
-                    // switching to Recreate drops the stored `rollingUpdate`.
-                    retain_strategy_keys(&mut json);
-                    api.patch(&name, &PatchParams::default(), &Patch::Strategic(&json))
+                Some(current) => {
+                    let patch = kube_apply::patch(&json, &serde_json::to_value(&current)?);
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await
                         .with_context(|| format!("updating {} {name:?}", object.kind()))?;
                 }
@@ -234,22 +233,6 @@ impl ClusterOps for KubeOps {
     }
 }
 
-/// Marks a Deployment manifest's `spec.strategy` with `$retainKeys` (its keys), the directive
-/// kubectl adds for fields whose patch strategy is `retainKeys`.
-fn retain_strategy_keys(manifest: &mut serde_json::Value) {
-    if manifest["kind"] != "Deployment" {
-        return;
-    }
-    let Some(strategy) = manifest
-        .pointer_mut("/spec/strategy")
-        .and_then(|s| s.as_object_mut())
-    else {
-        return;
-    };
-    let keys: Vec<serde_json::Value> = strategy.keys().cloned().map(Into::into).collect();
-    strategy.insert("$retainKeys".into(), keys.into());
-}
-
 /// Listens on 127.0.0.1 (port 0 = any) and forwards each new connection to the next ready pod
 /// behind `service` (round-robin over its Endpoints), through the API's pod port-forward (see
 /// [`crate::kube_forward`]).
@@ -284,31 +267,4 @@ pub async fn forward_service(
     });
     kube_forward::serve(listener, destination, tracker, cancel, on_error);
     Ok(addr)
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn only_a_deployments_strategy_retains_keys() {
-        let mut deployment =
-            json!({"kind": "Deployment", "spec": {"strategy": {"type": "Recreate"}}});
-        retain_strategy_keys(&mut deployment);
-        assert_eq!(
-            deployment["spec"]["strategy"],
-            json!({"type": "Recreate", "$retainKeys": ["type"]})
-        );
-        let mut plain = json!({"kind": "Deployment", "spec": {"replicas": 2}});
-        retain_strategy_keys(&mut plain);
-        assert_eq!(
-            plain,
-            json!({"kind": "Deployment", "spec": {"replicas": 2}})
-        );
-        let mut other = json!({"kind": "Service", "spec": {"strategy": {"type": "x"}}});
-        retain_strategy_keys(&mut other);
-        assert!(other["spec"]["strategy"].get("$retainKeys").is_none());
-    }
 }
