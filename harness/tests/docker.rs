@@ -74,7 +74,11 @@ async fn s03_three_pods_run_as_containers_on_their_pod_ips() {
         let inspect = docker(&[
             "inspect",
             "--format",
-            "{{.State.Running}} {{.Config.Hostname}} {{index .Config.Labels \"harness.instance\"}} {{(index (index .HostConfig.PortBindings \"80/tcp\") 0).HostIp}}",
+            concat!(
+                "{{.State.Running}} {{.Config.Hostname}} ",
+                "{{index .Config.Labels \"harness.instance\"}} ",
+                "{{(index (index .HostConfig.PortBindings \"80/tcp\") 0).HostIp}}"
+            ),
             id.trim_start_matches("docker://"),
         ])
         .expect("docker inspect");
@@ -187,7 +191,7 @@ async fn s10_missing_image_fails_to_pull_and_old_pods_keep_serving() {
         .find(|p| waiting_reason(p).is_some())
         .expect("the new pod");
     let seen = events(cluster.store(), &name(&stuck));
-    let messages: Vec<&str> = seen.iter().map(|(_, m)| m.as_str()).collect();
+    let messages: Vec<&str> = seen.iter().map(|(_, m, _)| m.as_str()).collect();
     assert!(messages.contains(&"Error: ErrImagePull"), "{seen:?}");
     assert!(messages.contains(&"Error: ImagePullBackOff"), "{seen:?}");
     assert!(
@@ -206,10 +210,11 @@ async fn s10_missing_image_fails_to_pull_and_old_pods_keep_serving() {
     // The kubelet retries after the back-off, and fails again; traffic goes on meanwhile.
     let stuck_name = name(&stuck);
     wait(&cluster, "a second failed pull", |s| {
-        let failures = events(s, &stuck_name)
+        let failures: i32 = events(s, &stuck_name)
             .iter()
-            .filter(|(_, m)| m == "Error: ErrImagePull")
-            .count();
+            .filter(|(_, m, _)| m == "Error: ErrImagePull")
+            .map(|(_, _, count)| count)
+            .sum();
         failures >= 2
     })
     .await;
@@ -314,6 +319,49 @@ spec:
     );
     support::shutdown(cluster).await;
     let _ = docker(&["rmi", &image]);
+}
+
+/// A panic tears the cluster down without a shutdown: the runtime's tasks are dropped with
+/// their containers running. The containers must still go (testcontainers' destructors and the
+/// runtime's own sweep by its instance label).
+#[test]
+fn a_panic_with_running_containers_leaves_none_behind() {
+    if !support::require_docker() {
+        return;
+    }
+    support::build_image();
+    let (instance_tx, instance_rx) = std::sync::mpsc::channel();
+    let panicked = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let _turn = support::serial().await;
+            let cluster = support::start().await;
+            apply_hostbot(&cluster);
+            wait(&cluster, "3 ready pods", |s| settled(s, 3, IMAGE)).await;
+            let instance = cluster.kubelet().runtime().docker_instance().unwrap();
+            instance_tx.send(instance.to_owned()).unwrap();
+            panic!("a test fails with three containers running");
+        })
+    })
+    .join();
+    assert!(panicked.is_err(), "the thread panicked");
+    let instance = instance_rx.recv().expect("the cluster ran");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = support::containers_of(&instance);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "containers outlived a panic: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `kubectl set image deploy/hostbot hostbot=IMAGE`.

@@ -85,7 +85,7 @@ pub fn require_registry() -> bool {
     match answered {
         Ok(_) => true,
         Err(why) if in_ci() => {
-            panic!("the registry on 127.0.0.1:5000 is not reachable and CI=true: {why}")
+            panic!("no registry on 127.0.0.1:5000 and CI=true: {why}")
         }
         Err(why) => {
             eprintln!(
@@ -236,8 +236,9 @@ pub fn addr(pod: &Pod, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().expect("a pod IP parses"), port)
 }
 
-/// The (reason, message) of the events about `involved`, oldest first.
-pub fn events(store: &Store, involved: &str) -> Vec<(String, String)> {
+/// The (reason, message, count) of the events about `involved`, oldest first (a repeated
+/// event is counted, not recorded again).
+pub fn events(store: &Store, involved: &str) -> Vec<(String, String, i32)> {
     let mut events: Vec<Event> = store.list_as(Some("default"), &Selector::default());
     events.retain(|e| e.involved_object.name.as_deref() == Some(involved));
     events.sort_by_key(|e| {
@@ -248,7 +249,13 @@ pub fn events(store: &Store, involved: &str) -> Vec<(String, String)> {
     });
     events
         .into_iter()
-        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .map(|e| {
+            (
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+                e.count.unwrap_or(1),
+            )
+        })
         .collect()
 }
 

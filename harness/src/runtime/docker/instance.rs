@@ -1,10 +1,10 @@
 //! One running Docker container, as the kubelet sees an instance: it waits on it, signals it
 //! ([`DockerKiller`]), runs commands in it ([`DockerExec`]) and reads its output.
 //!
-//! The testcontainers handle is owned here and only lent to a killer for a graceful stop, so
-//! dropping the instance (a task aborted, a panic) drops the handle, whose destructor removes
-//! the container; an orderly end removes it explicitly once it has exited and its output is
-//! read.
+//! The testcontainers handle is owned here and lent to a killer for a graceful stop. An
+//! orderly end removes the container explicitly once it has exited and its output is read; an
+//! instance dropped early (a task aborted, a runtime torn down by a panic) leaves it to the
+//! handle's destructor, run on a thread of its own (see [`Owned`]).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -30,7 +30,32 @@ const MAX_EXEC_OUTPUT: usize = 10 * 1024;
 /// How long the output may keep coming after the container exited.
 const DRAIN_LOGS: Duration = Duration::from_secs(2);
 
-type Handle = Arc<RwLock<Option<ContainerAsync<GenericImage>>>>;
+type Handle = Arc<RwLock<Owned>>;
+
+/// The testcontainers handle. Its destructor removes the container by blocking on the runtime
+/// it is dropped in; inside a runtime that is shutting down (a panic unwinding through
+/// `block_on`) that never finishes, and the shutdown hangs. So wherever the last reference
+/// goes, the handle is dropped on a thread with a runtime of its own.
+#[derive(Debug)]
+struct Owned(Option<ContainerAsync<GenericImage>>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let Some(container) = self.0.take() else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("harness-docker-drop".into())
+            .spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    runtime.block_on(async move { drop(container) });
+                }
+            });
+    }
+}
 
 /// A running container.
 #[derive(Debug)]
@@ -50,7 +75,7 @@ pub struct DockerInstance {
 pub struct DockerKiller {
     id: String,
     docker: Docker,
-    container: Weak<RwLock<Option<ContainerAsync<GenericImage>>>>,
+    container: Weak<RwLock<Owned>>,
     tracker: TaskTracker,
 }
 
@@ -76,7 +101,7 @@ impl DockerInstance {
         DockerInstance {
             id: container.id().to_owned(),
             docker,
-            container: Arc::new(RwLock::new(Some(container))),
+            container: Arc::new(RwLock::new(Owned(Some(container)))),
             log,
             readers,
             tracker,
@@ -121,7 +146,7 @@ impl DockerInstance {
             for reader in self.readers.drain(..) {
                 let _ = tokio::time::timeout(DRAIN_LOGS, reader).await;
             }
-            let container = self.container.write().await.take();
+            let container = self.container.write().await.0.take();
             if let Some(container) = container
                 && let Err(e) = container.rm().await
             {
@@ -205,7 +230,7 @@ impl DockerKiller {
         let id = self.id.clone();
         self.tracker.spawn(async move {
             let guard = container.read().await;
-            if let Some(container) = guard.as_ref()
+            if let Some(container) = guard.0.as_ref()
                 && let Err(e) = container.stop_with_timeout(Some(-1)).await
             {
                 tracing::debug!(container = %id, "docker stop: {e}");
