@@ -817,6 +817,23 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Waits up to 2 s for `port` on `ip` to accept a connection.
+async fn wait_listening(
+    ip: std::net::IpAddr,
+    port: Option<&k8s_openapi::api::core::v1::ContainerPort>,
+) {
+    let Some(port) = port.and_then(|p| u16::try_from(p.container_port).ok()) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect((ip, port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -856,22 +873,5 @@ mod tests {
             let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
             assert_eq!(got, want, "{:?} {:?}", spec.command, spec.args);
         }
-    }
-}
-
-/// Waits up to 2 s for `port` on `ip` to accept a connection.
-async fn wait_listening(
-    ip: std::net::IpAddr,
-    port: Option<&k8s_openapi::api::core::v1::ContainerPort>,
-) {
-    let Some(port) = port.and_then(|p| u16::try_from(p.container_port).ok()) else {
-        return;
-    };
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-    while tokio::time::Instant::now() < deadline {
-        if tokio::net::TcpStream::connect((ip, port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
