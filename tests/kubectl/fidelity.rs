@@ -71,7 +71,7 @@ fn a_new_pod_shows_pending_then_container_creating_then_running() {
     let lines = watch.wait_lines(TIMEOUT, "the pod running", |lines| {
         lines
             .iter()
-            .any(|l| l.contains("1/1") && l.contains("Running"))
+            .any(|l| l.starts_with("hostbot-") && l.contains("1/1") && l.contains("Running"))
             .then(|| lines.to_vec())
     });
     let pod: Vec<&String> = lines.iter().filter(|l| l.starts_with("hostbot-")).collect();

@@ -249,6 +249,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fragments_join_into_one_message_around_control_frames() {
+        // "ab" + ping + "c" as one binary message, then a stray continuation.
+        let bytes: &[u8] = &[0x02, 2, b'a', b'b', 0x89, 0, 0x80, 1, b'c', 0x80, 1, b'd'];
+        let mut messages = MessageReader::new(bytes);
+        let ping = messages.next().await.unwrap().unwrap();
+        assert_eq!(ping.opcode, OP_PING);
+        let message = messages.next().await.unwrap().unwrap();
+        assert_eq!(
+            (message.opcode, message.payload.as_slice()),
+            (OP_BINARY, &b"abc"[..])
+        );
+        assert!(messages.next().await.is_err());
+    }
+
+    #[tokio::test]
     async fn bridges_masked_binary_messages_both_ways() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let (inner, mut session) = tokio::io::duplex(1 << 16);
