@@ -28,7 +28,11 @@ args=(--hostbot "$HOSTBOT" --manifests manifests)
 echo "$(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)" >&2
 echo "| measurement | result | goal | | details |"
 echo "|---|---:|---|---|---|"
-"$BIN" ready --replicas 3 --runtime process --goal 1 "${args[@]}"
-"$BIN" ready --replicas 100 --runtime process --goal 10 "${args[@]}"
-"$BIN" ready --replicas 1000 --runtime inprocess --goal 5 --rss-goal 500 "${args[@]}"
-"$BIN" idle --seconds "$IDLE_SECONDS" "${args[@]}"
+# Each measurement prints its row, even a failed one; the script goes on and fails at the end.
+status=0
+run() { "$BIN" "$@" "${args[@]}" || status=1; }
+run ready --replicas 3 --runtime process --goal 1
+run ready --replicas 100 --runtime process --goal 10
+run ready --replicas 1000 --runtime inprocess --goal 5 --rss-goal 500
+run idle --seconds "$IDLE_SECONDS"
+exit $status
