@@ -26,9 +26,31 @@ pub fn workspace_root() -> PathBuf {
 
 /// A TCP port that was free on 127.0.0.1 a moment ago. Another process may take it before the
 /// caller binds it; prefer letting the program bind port 0 and report its address when it can.
+///
+/// The port comes from 20000-32767, below Linux's ephemeral range (32768-60999): the kernel
+/// hands ephemeral ports to every `bind(0)` and outgoing `connect` on the machine, so a port
+/// found with `bind(0)` and released is often taken again within milliseconds on a busy CI
+/// machine. Ports here are only taken by someone asking for them by number. Each call in this
+/// process gets a different port.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let seed = (std::process::id()
+        ^ SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos()))
+        % COUNT;
+    let _ = NEXT.compare_exchange(u32::MAX, seed, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % COUNT;
+        let port = u16::try_from(FIRST + offset).expect("ports below 32768 fit in u16");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port on 127.0.0.1 in {FIRST}-{}", FIRST + COUNT - 1)
 }
 
 /// A suffix unique enough for names of throwaway resources (image tags, container names).
@@ -245,9 +267,14 @@ mod tests {
     }
 
     #[test]
-    fn free_port_is_bindable() {
-        let port = free_port().unwrap();
-        TcpListener::bind(("127.0.0.1", port)).unwrap();
+    fn free_port_is_bindable_outside_the_ephemeral_range_and_not_repeated() {
+        let first = free_port().unwrap();
+        let second = free_port().unwrap();
+        assert_ne!(first, second);
+        for port in [first, second] {
+            assert!((20_000..32_768).contains(&port), "{port}");
+            TcpListener::bind(("127.0.0.1", port)).unwrap();
+        }
     }
 
     #[tokio::test]
