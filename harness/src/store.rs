@@ -88,6 +88,8 @@ struct Inner {
     resource_version: u64,
     history: VecDeque<WatchEvent>,
     event_count: usize,
+    /// Events by resourceVersion, oldest first, so that the oldest is found without a scan.
+    event_order: std::collections::BTreeSet<(u64, ObjectKey)>,
 }
 
 impl Store {
@@ -327,9 +329,12 @@ impl Store {
                 return Ok(self.commit(inner, EventType::Modified, marked));
             }
         }
-        inner.objects.remove(key);
+        let removed_object = inner.objects.remove(key);
         if key.kind == Kind::Event {
             inner.event_count = inner.event_count.saturating_sub(1);
+            if let Some(rv) = removed_object.as_ref().and_then(rv_of) {
+                inner.event_order.remove(&(rv, key.clone()));
+            }
         }
         let removed = self.publish(inner, EventType::Deleted, current);
         self.cascade(inner, &removed, options.propagation);
@@ -392,17 +397,7 @@ impl Store {
     }
 
     fn drop_oldest_event(&self, inner: &mut Inner) {
-        let oldest = inner
-            .objects
-            .iter()
-            .filter(|(k, _)| k.kind == Kind::Event)
-            .min_by_key(|(_, o)| {
-                o.meta()
-                    .resource_version
-                    .as_deref()
-                    .and_then(|rv| rv.parse::<u64>().ok())
-            })
-            .map(|(k, _)| k.clone());
+        let oldest = inner.event_order.first().map(|(_, k)| k.clone());
         if let Some(key) = oldest {
             let _ = self.delete_locked(inner, &key, DeleteOptions::default());
         }
@@ -425,17 +420,27 @@ impl Store {
         };
         let message = message.into();
         // The same event again is counted, not repeated (`(x3 over 20s)` in describe).
-        let repeat = self
-            .list(Kind::Event, Some(namespace))
-            .into_iter()
-            .filter_map(|o| Event::try_from(o).ok())
+        let prefix = format!("{}.", involved.name());
+        let inner = self.lock();
+        let repeat = inner
+            .objects
+            .range(ObjectKey::new(Kind::Event, namespace, &prefix)..)
+            .take_while(|(k, _)| {
+                k.kind == Kind::Event && k.namespace == namespace && k.name.starts_with(&prefix)
+            })
+            .filter_map(|(_, o)| match o {
+                Object::Event(e) => Some(e),
+                _ => None,
+            })
             .find(|e| {
                 e.involved_object.uid.as_deref() == Some(involved.uid())
                     && e.type_.as_deref() == Some(event_type)
                     && e.reason.as_deref() == Some(reason)
                     && e.message.as_deref() == Some(message.as_str())
                     && e.source.as_ref().and_then(|s| s.component.as_deref()) == Some(component)
-            });
+            })
+            .cloned();
+        drop(inner);
         if let Some(event) = repeat {
             let name = event.metadata.name.unwrap_or_default();
             let counted = self.modify::<Event, _>(namespace, &name, |e| {
@@ -492,7 +497,14 @@ impl Store {
     fn commit(&self, inner: &mut Inner, event_type: EventType, mut object: Object) -> Object {
         inner.resource_version += 1;
         object.meta_mut().resource_version = Some(inner.resource_version.to_string());
-        inner.objects.insert(object.key(), object.clone());
+        let key = object.key();
+        let previous = inner.objects.insert(key.clone(), object.clone());
+        if key.kind == Kind::Event {
+            if let Some(rv) = previous.as_ref().and_then(rv_of) {
+                inner.event_order.remove(&(rv, key.clone()));
+            }
+            inner.event_order.insert((inner.resource_version, key));
+        }
         self.publish(inner, event_type, object)
     }
 
@@ -601,4 +613,108 @@ fn new_uid() -> String {
         &hex[17..20],
         &hex[20..32]
     )
+}
+
+fn rv_of(object: &Object) -> Option<u64> {
+    object.meta().resource_version.as_deref()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    /// Any namespaced object will do as the subject of events.
+    fn subject(store: &Store, name: &str) -> Object {
+        let subject = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        store
+            .create(subject.into())
+            .expect("a ConfigMap is accepted")
+    }
+
+    fn events(store: &Store) -> Vec<Event> {
+        store
+            .list(Kind::Event, Some("default"))
+            .into_iter()
+            .filter_map(|o| Event::try_from(o).ok())
+            .collect()
+    }
+
+    #[test]
+    fn the_same_event_again_is_counted_and_a_prefix_twin_is_not_confused() {
+        let store = Store::new();
+        let web = subject(&store, "web");
+        let twin = subject(&store, "web.1");
+        for _ in 0..3 {
+            store.record_event(&web, "Normal", "Pulled", "already present", "kubelet");
+        }
+        store.record_event(&twin, "Normal", "Pulled", "already present", "kubelet");
+        store.record_event(&web, "Warning", "Unhealthy", "probe failed", "kubelet");
+        let mut seen: Vec<(String, String, i32)> = events(&store)
+            .into_iter()
+            .map(|e| {
+                (
+                    e.involved_object.name.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.count.unwrap_or(1),
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("web".into(), "Pulled".into(), 3),
+                ("web".into(), "Unhealthy".into(), 1),
+                ("web.1".into(), "Pulled".into(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn past_the_limit_the_oldest_event_goes_first() {
+        let store = Store::new();
+        let web = subject(&store, "web");
+        for n in 0..MAX_EVENTS + 10 {
+            store.record_event(&web, "Normal", "Tick", format!("tick {n}"), "test");
+        }
+        let kept = events(&store);
+        assert_eq!(kept.len(), MAX_EVENTS);
+        let mut numbers: Vec<usize> = kept
+            .iter()
+            .filter_map(|e| e.message.as_deref()?.strip_prefix("tick ")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers.first(), Some(&10));
+        assert_eq!(numbers.last(), Some(&(MAX_EVENTS + 9)));
+
+        // A deleted event leaves the order too: the next one dropped is the oldest remaining.
+        let oldest = kept
+            .iter()
+            .find(|e| e.message.as_deref() == Some("tick 10"))
+            .and_then(|e| e.metadata.name.clone())
+            .expect("tick 10 is kept");
+        store
+            .delete(
+                &ObjectKey::new(Kind::Event, "default", &oldest),
+                DeleteOptions::default(),
+            )
+            .expect("an event can be deleted");
+        store.record_event(&web, "Normal", "Tick", "one more", "test");
+        store.record_event(&web, "Normal", "Tick", "and another", "test");
+        let messages: Vec<String> = events(&store)
+            .into_iter()
+            .filter_map(|e| e.message)
+            .collect();
+        assert_eq!(messages.len(), MAX_EVENTS);
+        assert!(!messages.iter().any(|m| m == "tick 10" || m == "tick 11"));
+        assert!(messages.iter().any(|m| m == "tick 12"));
+    }
 }
