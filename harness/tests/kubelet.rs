@@ -884,6 +884,36 @@ async fn readiness_follows_the_probe() {
     f.shutdown().await;
 }
 
+/// The first probe usually goes out before the program listens; it must not cost a whole
+/// period. The container here opens its port 300 ms after it starts; with a 30 s period, only
+/// a retry of the refused first probe makes it Ready within the 10 s the wait allows.
+#[tokio::test]
+async fn a_port_opened_late_is_ready_without_waiting_a_period() {
+    let f = Fixture::new();
+    let mut container = hostbot_container("busybox:1", 8080);
+    container.command = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        format!("sleep 0.3; exec '{}'", hostbot().display()),
+    ]);
+    let mut probe = http_probe("/readyz", 8080);
+    probe.period_seconds = Some(30);
+    container.readiness_probe = Some(probe);
+    f.store.create_as(pod("late", container)).unwrap();
+    f.wait_pod("late", 10, "Ready well before the second probe", |p| {
+        ready(p).then_some(())
+    })
+    .await;
+    assert!(
+        !f.events("late")
+            .iter()
+            .any(|(_, reason, _)| reason == "Unhealthy"),
+        "a refused first probe is retried, not reported: {:#?}",
+        f.events("late")
+    );
+    f.shutdown().await;
+}
+
 #[tokio::test]
 async fn deletion_runs_pre_stop_then_sigterm_then_removes_the_pod() {
     let f = Fixture::new();

@@ -254,9 +254,17 @@ pub async fn run(action: &Action, exec: &Exec, timeout: Duration) -> Result<(), 
 }
 
 /// Go's wording for connection errors, which probe messages carry.
+/// How a refused connection ends a probe's message, as Go's dialer words it.
+const REFUSED: &str = "connect: connection refused";
+
+/// Whether a probe failed because nothing listened on its port (yet).
+pub fn refused(message: &str) -> bool {
+    message.ends_with(REFUSED)
+}
+
 fn dial_error(e: &std::io::Error) -> String {
     match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_owned(),
+        std::io::ErrorKind::ConnectionRefused => REFUSED.to_owned(),
         std::io::ErrorKind::ConnectionReset => "read: connection reset by peer".to_owned(),
         _ => {
             let text = e.to_string();

@@ -3,9 +3,16 @@
 //! readiness and liveness, until the startup probe has succeeded; a result counts once its
 //! threshold is reached. Readiness sets the container's `ready`; a startup success sets
 //! `started`; a liveness or startup failure is reported to the container, which kills it.
+//!
+//! The first probe goes out as soon as the runtime reports the start, usually a few
+//! milliseconds before the program listens. Upstream's first probe comes later (after PLEG's
+//! relist sees the running container), so it rarely meets a closed port. To keep that
+//! behaviour without the delay, a first probe refused by a closed port is retried after a short
+//! pause (5 ms, doubling to 100 ms) for up to one period, neither counted nor reported; any other
+//! failure, and every later probe, counts as upstream's would.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -39,6 +46,7 @@ impl Prober {
         let mut counter = Counter::default();
         let mut ticker = tokio::time::interval(self.timing.period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut first = true;
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -53,9 +61,8 @@ impl Prober {
             if self.since.elapsed() < self.timing.initial_delay {
                 continue;
             }
-            let result = tokio::select! {
-                () = self.cancel.cancelled() => return,
-                result = probe::run(&self.action, &self.exec, self.timing.timeout) => result,
+            let Some(result) = self.probe(std::mem::take(&mut first)).await else {
+                return;
             };
             if let Err(message) = &result {
                 self.ctx.event(
@@ -89,6 +96,31 @@ impl Prober {
                     return;
                 }
             }
+        }
+    }
+
+    /// One probe, or `None` once cancelled. A `first` probe refused by a closed port is retried
+    /// (see the module documentation) until it gets another answer or one period has passed.
+    async fn probe(&self, first: bool) -> Option<Result<(), String>> {
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let result = tokio::select! {
+                () = self.cancel.cancelled() => return None,
+                result = probe::run(&self.action, &self.exec, self.timing.timeout) => result,
+            };
+            let settling = first
+                && result
+                    .as_ref()
+                    .is_err_and(|message| probe::refused(message))
+                && self.since.elapsed() + pause < self.timing.period;
+            if !settling {
+                return Some(result);
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return None,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
 }
