@@ -80,7 +80,7 @@ impl Cluster {
             None => Catalog::builtin(),
         };
         let hostbot_command = match options.hostbot_command.clone() {
-            Some(command) => command,
+            Some(command) => absolute_program(command)?,
             // Docker containers run their images' programs; no hostbot binary is needed.
             None if options.runtime == RuntimeKind::Docker => hostbot_command().unwrap_or_default(),
             None => hostbot_command()?,
@@ -253,11 +253,40 @@ impl Drop for Cluster {
     }
 }
 
+/// The command with its program made absolute when it is a relative path (`target/debug/hostbot`,
+/// `./hostbot`): pods run in their own working directories, where it would not resolve. A path
+/// that names no file is an error now rather than a failed container later; a bare name
+/// (`hostbot`) is left to the search of `PATH`.
+fn absolute_program(mut command: Vec<OsString>) -> Result<Vec<OsString>> {
+    let Some(program) = command.first().map(std::path::PathBuf::from) else {
+        return Err(Error::io(
+            "the hostbot command is empty: give a program (HARNESS_HOSTBOT or --hostbot)",
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        ));
+    };
+    if program.components().count() == 1 && program.is_relative() {
+        return Ok(command);
+    }
+    let absolute = std::path::absolute(&program)
+        .map_err(|e| Error::io(format!("cannot resolve {}", program.display()), e))?;
+    if !absolute.is_file() {
+        return Err(Error::io(
+            format!(
+                "the hostbot program {} does not exist: build it with `cargo build -p hostbot` or fix HARNESS_HOSTBOT / --hostbot",
+                absolute.display()
+            ),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    command[0] = absolute.into();
+    Ok(command)
+}
+
 /// How to run hostbot: `$HARNESS_HOSTBOT`, else a `hostbot` binary beside this executable, else
 /// this executable's hidden `hostbot` subcommand (the harness binary embeds hostbot).
 pub fn hostbot_command() -> Result<Vec<OsString>> {
     if let Some(path) = std::env::var_os("HARNESS_HOSTBOT") {
-        return Ok(vec![path]);
+        return absolute_program(vec![path]);
     }
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find the running executable", e))?;
@@ -282,4 +311,31 @@ pub fn hostbot_command() -> Result<Vec<OsString>> {
         "cannot find the hostbot binary: build it with `cargo build -p hostbot` or set HARNESS_HOSTBOT",
         std::io::Error::from(std::io::ErrorKind::NotFound),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_programs_become_absolute_and_missing_ones_are_named() {
+        let here = std::env::current_dir().unwrap();
+        // Cargo runs unit tests in the crate's directory, which has a Cargo.toml.
+        let command = absolute_program(vec!["./Cargo.toml".into(), "serve".into()]).unwrap();
+        assert_eq!(command[0], OsString::from(here.join("Cargo.toml")));
+        assert_eq!(command[1], OsString::from("serve"));
+
+        let bare = absolute_program(vec!["hostbot".into()]).unwrap();
+        assert_eq!(bare, vec![OsString::from("hostbot")]);
+
+        let err = absolute_program(vec!["target/nowhere/hostbot".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&here.join("target/nowhere/hostbot").display().to_string())
+                && err.contains("does not exist"),
+            "{err}"
+        );
+        assert!(absolute_program(vec![]).is_err());
+    }
 }
