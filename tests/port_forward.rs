@@ -122,11 +122,11 @@ async fn service_forward_survives_a_rollout_and_a_pinned_forward_ends_with_its_p
     // svc/: load on new connections every 5 ms through a rollout restart; nothing may fail.
     let forward = Forward::start(&up, &["svc/hostbot", "0:80", "--address", "127.0.0.1"]);
     let prober = Prober::start(forward.addr(), Duration::from_millis(5));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    prober.observe(100).await;
     up.kubectl(&["rollout", "restart", "deployment/hostbot"])
         .unwrap();
     up.rollout_status("hostbot");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    prober.observe(100).await;
     let samples = prober.stop().await;
     let failed: Vec<_> = samples.iter().filter(|s| s.result.is_err()).collect();
     assert!(
@@ -152,7 +152,7 @@ async fn service_forward_survives_a_rollout_and_a_pinned_forward_ends_with_its_p
     // deploy/: one pod, pinned; deleting it ends the forward as kubectl's ends.
     let pinned = Forward::start(&up, &["deploy/hostbot", "0:80", "--address", "127.0.0.1"]);
     let prober = Prober::start(pinned.addr(), Duration::from_millis(50));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    prober.observe(6).await;
     let samples = prober.stop().await;
     let pods = hosts(&samples);
     assert_eq!(pods.len(), 1, "a pinned forward reached {pods:?}");

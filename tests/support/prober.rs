@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,6 +31,8 @@ pub struct Sample {
 /// A running prober.
 pub struct Prober {
     stop: Arc<AtomicBool>,
+    /// How many requests have ended, well or not.
+    done: Arc<AtomicUsize>,
     samples: mpsc::UnboundedReceiver<Sample>,
     scheduler: tokio::task::JoinHandle<()>,
 }
@@ -39,9 +41,11 @@ impl Prober {
     /// Sends `GET /` to `target` every `interval` until [`Prober::stop`].
     pub fn start(target: SocketAddr, interval: Duration) -> Prober {
         let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
         let (sender, samples) = mpsc::unbounded_channel();
         let scheduler = tokio::spawn({
             let stop = stop.clone();
+            let done = done.clone();
             async move {
                 let start = Instant::now();
                 let mut requests = Vec::new();
@@ -52,11 +56,13 @@ impl Prober {
                         break;
                     }
                     let sender = sender.clone();
+                    let done = done.clone();
                     requests.push(tokio::spawn(async move {
                         let result = tokio::time::timeout(REQUEST_TIMEOUT, get(target))
                             .await
                             .unwrap_or_else(|_| Err("timeout".into()));
                         let _ = sender.send(Sample { due, result });
+                        done.fetch_add(1, Ordering::Relaxed);
                     }));
                 }
                 for request in requests {
@@ -66,9 +72,26 @@ impl Prober {
         });
         Prober {
             stop,
+            done,
             samples,
             scheduler,
         }
+    }
+
+    /// Waits until `more` requests beyond those ended so far have ended (well or not): an
+    /// observation window counted in requests, not in time.
+    pub async fn observe(&self, more: usize) {
+        let target = self.done.load(Ordering::Relaxed) + more;
+        e2e::wait_until(
+            &format!("{more} more probe requests"),
+            Duration::from_secs(30),
+            || {
+                let ended = self.done.load(Ordering::Relaxed);
+                async move { Ok((ended >= target).then_some(())) }
+            },
+        )
+        .await
+        .unwrap();
     }
 
     /// Stops sending, waits for the requests in flight, and returns every sample in due order.
