@@ -4,9 +4,14 @@
 //!
 //! By default every request opens a new connection, as curl does; with `keepalive` requests
 //! reuse idle connections, which surfaces servers that close keep-alive connections badly at
-//! shutdown.
+//! shutdown. Keep-alive load keeps [`KEEPALIVE_CONNECTIONS`] connections open and takes the
+//! least recently used idle one, as a client's connection pool spreads its requests: a pool
+//! that reused the last connection would send nearly everything down one connection, so to one
+//! pod behind a per-connection balancer, and a disruption of the other pods would go unseen.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,8 +114,41 @@ impl Failure {
     }
 }
 
-/// Idle keep-alive connections, shared by the request tasks.
-type Pool = Arc<Mutex<Vec<http1::SendRequest<Empty<Bytes>>>>>;
+/// How many connections keep-alive load keeps open (more while requests overlap).
+pub const KEEPALIVE_CONNECTIONS: usize = 8;
+
+type Sender = http1::SendRequest<Empty<Bytes>>;
+
+/// Keep-alive connections, shared by the request tasks: the idle ones, least recently used
+/// first, and how many are open in all.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<VecDeque<Sender>>,
+    open: AtomicUsize,
+}
+
+impl Pool {
+    /// The least recently used idle connection, once [`KEEPALIVE_CONNECTIONS`] are open.
+    fn take(&self) -> Option<Sender> {
+        if self.open.load(Ordering::Relaxed) < KEEPALIVE_CONNECTIONS {
+            return None;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(sender) = idle.pop_front() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, sender: Sender) {
+        if !sender.is_closed() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.push_back(sender);
+        }
+    }
+}
 
 /// Sends requests at `config.rate` until `stop` is cancelled; every result goes to the returned
 /// channel. In-flight requests finish (or time out) after the stop.
@@ -120,7 +158,7 @@ pub fn start(
     tracker: &TaskTracker,
 ) -> mpsc::UnboundedReceiver<Sample> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let pool: Pool = Arc::default();
+    let pool: Arc<Pool> = Arc::default();
     let inner = tracker.clone();
     tracker.spawn(async move {
         let start = Instant::now();
@@ -155,15 +193,11 @@ pub fn start(
     rx
 }
 
-async fn request(config: &LoadConfig, pool: &Pool) -> Outcome {
-    let reused = if config.keepalive {
-        pop_ready(pool)
-    } else {
-        None
-    };
+async fn request(config: &LoadConfig, pool: &Arc<Pool>) -> Outcome {
+    let reused = if config.keepalive { pool.take() } else { None };
     let mut sender = match reused {
         Some(sender) => sender,
-        None => match connect(config.target).await {
+        None => match connect(config.target, config.keepalive.then_some(pool)).await {
             Ok(sender) => sender,
             Err(failure) => return Outcome::Failed(failure),
         },
@@ -182,8 +216,8 @@ async fn request(config: &LoadConfig, pool: &Pool) -> Outcome {
         Ok(body) => body.to_bytes(),
         Err(err) => return Outcome::Failed(Failure::from_hyper(&err)),
     };
-    if config.keepalive && !sender.is_closed() {
-        pool.lock().unwrap_or_else(|p| p.into_inner()).push(sender);
+    if config.keepalive {
+        pool.give_back(sender);
     }
     if status != hyper::StatusCode::OK {
         return Outcome::Failed(Failure::Status(status.as_u16()));
@@ -194,17 +228,8 @@ async fn request(config: &LoadConfig, pool: &Pool) -> Outcome {
     }
 }
 
-fn pop_ready(pool: &Pool) -> Option<http1::SendRequest<Empty<Bytes>>> {
-    let mut idle = pool.lock().unwrap_or_else(|p| p.into_inner());
-    while let Some(sender) = idle.pop() {
-        if !sender.is_closed() {
-            return Some(sender);
-        }
-    }
-    None
-}
-
-async fn connect(target: SocketAddr) -> Result<http1::SendRequest<Empty<Bytes>>, Failure> {
+/// A new connection; a keep-alive one is counted in `pool` while it is open.
+async fn connect(target: SocketAddr, pool: Option<&Arc<Pool>>) -> Result<Sender, Failure> {
     let stream = TcpStream::connect(target)
         .await
         .map_err(|e| Failure::from_io(&e))?;
@@ -212,9 +237,17 @@ async fn connect(target: SocketAddr) -> Result<http1::SendRequest<Empty<Bytes>>,
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| Failure::from_hyper(&e))?;
-    // The connection task ends when the request is done (close) or the pool drops the sender.
+    let pool = pool.cloned();
+    if let Some(pool) = &pool {
+        pool.open.fetch_add(1, Ordering::Relaxed);
+    }
+    // The connection task ends when the request is done (close), the server closes, or the pool
+    // drops the sender.
     tokio::spawn(async move {
         let _ = connection.await;
+        if let Some(pool) = pool {
+            pool.open.fetch_sub(1, Ordering::Relaxed);
+        }
     });
     Ok(sender)
 }
@@ -267,6 +300,70 @@ mod tests {
             parse_reply(br#"{"time":"x"}"#)
                 .unwrap_err()
                 .contains("host")
+        );
+    }
+
+    /// Keep-alive load spreads over a pool of connections, each reused: a server that names
+    /// the connection in `host` sees every pooled connection answer, and far fewer
+    /// connections than requests.
+    #[tokio::test]
+    async fn keepalive_load_spreads_over_a_reused_pool() {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let server = tokio::spawn({
+            let accepted = accepted.clone();
+            async move {
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let n = accepted.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        let service = service_fn(move |_request| async move {
+                            let body = format!(
+                                r#"{{"time":"{}","host":"conn-{n}"}}"#,
+                                chrono::Utc::now().to_rfc3339()
+                            );
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(Bytes::from(body)),
+                            ))
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            }
+        });
+        let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let config = LoadConfig {
+            target,
+            rate: 500,
+            keepalive: true,
+            timeout: Duration::from_secs(5),
+        };
+        let mut samples = start(config, stop.clone(), &tracker);
+        let mut hosts = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            let sample = samples.recv().await.expect("the load runs");
+            match sample.outcome {
+                Outcome::Ok(reply) => hosts.insert(reply.host),
+                Outcome::Failed(failure) => panic!("a request failed: {failure:?}"),
+            };
+        }
+        stop.cancel();
+        tracker.close();
+        tracker.wait().await;
+        server.abort();
+        let connections = accepted.load(Ordering::Relaxed);
+        assert!(
+            hosts.len() >= KEEPALIVE_CONNECTIONS,
+            "only {} connections answered: {hosts:?}",
+            hosts.len()
+        );
+        assert!(
+            connections < 100,
+            "{connections} connections for 300 requests: not reused"
         );
     }
 }
