@@ -18,6 +18,8 @@
 # `--network host` the host's setting applies; hostbot then exits with a message naming the port
 # and the ways out (PORT=8080, cap_net_bind_service, or the sysctl).
 #
+# `--build-arg VERSION=v2` sets the version hostbot reports (its VERSION variable) and the label.
+#
 # The `prebuilt` stage comes first on purpose: the classic builder builds every stage up to
 # --target, so this order lets `--target prebuilt` build without pulling the rust image.
 
@@ -29,6 +31,7 @@ LABEL org.opencontainers.image.title="hostbot" \
       org.opencontainers.image.description="Answers GET / with the server's time and hostname as JSON" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
+ENV VERSION="${VERSION}"
 COPY docker/passwd /etc/passwd
 COPY target/x86_64-unknown-linux-gnu/release/hostbot /hostbot
 USER 65532:65532
@@ -53,6 +56,7 @@ LABEL org.opencontainers.image.title="hostbot" \
       org.opencontainers.image.description="Answers GET / with the server's time and hostname as JSON" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
+ENV VERSION="${VERSION}"
 COPY docker/passwd /etc/passwd
 COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/hostbot /hostbot
 USER 65532:65532

@@ -17,8 +17,9 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --quiet --release -p harness -p hostbot --example docker_ready
     RUSTFLAGS='-C target-feature=+crt-static' \
         cargo build --quiet --release -p hostbot --target x86_64-unknown-linux-gnu
-    docker build -q --target prebuilt -t yourname/hostbot:v1 . >/dev/null
-    docker tag yourname/hostbot:v1 yourname/hostbot:v2
+    for v in v1 v2; do
+        docker build -q --target prebuilt --build-arg VERSION=$v -t yourname/hostbot:$v . >/dev/null
+    done
 fi
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

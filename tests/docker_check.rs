@@ -12,7 +12,7 @@ use e2e::{docker, harness_binary, require, workspace_root};
 use serde_json::Value;
 
 const IMAGE: &str = "yourname/hostbot:v1";
-/// The image the rolling-update scenario sets: the same image under another tag.
+/// The image the rolling-update scenario sets: the same binary, reporting version v2.
 const IMAGE_V2: &str = "yourname/hostbot:v2";
 
 #[test]
@@ -26,8 +26,10 @@ fn three_disruptions_lose_nothing_on_the_docker_runtime() {
     }
     let root = workspace_root();
     e2e::build_static_hostbot().expect("the static hostbot builds");
-    docker(&root, ["build", "--target", "prebuilt", "-t", IMAGE, "."]).expect("docker build");
-    docker(&root, ["tag", IMAGE, IMAGE_V2]).expect("docker tag");
+    for (image, version) in [(IMAGE, "VERSION=v1"), (IMAGE_V2, "VERSION=v2")] {
+        let args = ["build", "--target", "prebuilt", "--build-arg", version, "-t", image, "."];
+        docker(&root, args).expect("docker build");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
@@ -65,6 +67,19 @@ fn three_disruptions_lose_nothing_on_the_docker_runtime() {
             "{name}: traffic reached too few pods: {s}"
         );
     }
+
+    // The rolling update moved traffic from the v1 containers to the v2 ones.
+    let rolling = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "rolling-update")
+        .unwrap();
+    let versions = &rolling["per_version"];
+    assert!(
+        versions["v1"].as_u64().unwrap_or(0) > 0 && versions["v2"].as_u64().unwrap_or(0) > 0,
+        "traffic by version: {versions}"
+    );
 
     // Every container the check started is gone.
     let left = docker(

@@ -97,8 +97,8 @@ pub fn require_registry() -> bool {
     }
 }
 
-/// Builds the static hostbot and the `prebuilt` image as `yourname/hostbot:v1`, tagged `v2`
-/// too; once per test run.
+/// Builds the static hostbot and the `prebuilt` image as `yourname/hostbot:v1` and `v2` (the
+/// same binary reporting versions v1 and v2); once per test run.
 pub fn build_image() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -108,8 +108,9 @@ pub fn build_image() {
             .env("RUSTFLAGS", "-C target-feature=+crt-static")
             .args(["build", "--release", "-p", "hostbot"])
             .args(["--target", "x86_64-unknown-linux-gnu"]))?;
-        docker(&["build", "--target", "prebuilt", "-t", IMAGE, "."])?;
-        docker(&["tag", IMAGE, IMAGE_V2])?;
+        for (image, version) in [(IMAGE, "VERSION=v1"), (IMAGE_V2, "VERSION=v2")] {
+            docker(&["build", "--target", "prebuilt", "--build-arg", version, "-t", image, "."])?;
+        }
         Ok(())
     });
     if let Err(e) = built {
