@@ -27,7 +27,16 @@ fn three_disruptions_lose_nothing_on_the_docker_runtime() {
     let root = workspace_root();
     e2e::build_static_hostbot().expect("the static hostbot builds");
     for (image, version) in [(IMAGE, "VERSION=v1"), (IMAGE_V2, "VERSION=v2")] {
-        let args = ["build", "--target", "prebuilt", "--build-arg", version, "-t", image, "."];
+        let args = [
+            "build",
+            "--target",
+            "prebuilt",
+            "--build-arg",
+            version,
+            "-t",
+            image,
+            ".",
+        ];
         docker(&root, args).expect("docker build");
     }
 

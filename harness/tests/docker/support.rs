@@ -109,7 +109,16 @@ pub fn build_image() {
             .args(["build", "--release", "-p", "hostbot"])
             .args(["--target", "x86_64-unknown-linux-gnu"]))?;
         for (image, version) in [(IMAGE, "VERSION=v1"), (IMAGE_V2, "VERSION=v2")] {
-            docker(&["build", "--target", "prebuilt", "--build-arg", version, "-t", image, "."])?;
+            docker(&[
+                "build",
+                "--target",
+                "prebuilt",
+                "--build-arg",
+                version,
+                "-t",
+                image,
+                ".",
+            ])?;
         }
         Ok(())
     });
