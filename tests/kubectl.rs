@@ -23,6 +23,7 @@
 //! - `kubectl/rollout_verbs.rs`: `set image`, `rollout history|undo|pause|resume|restart`.
 //! - `kubectl/services.rs`: ClusterIP, NodePort, endpoints, a selector typo (S11, S12).
 //! - `kubectl/configmaps.rs`: ConfigMaps as env and volume, a missing key (S13-S16).
+//! - `kubectl/create.rs`: `create namespace|configmap|secret|service`, sent as protobuf.
 //! - `kubectl/fidelity.rs`: details of upstream's output that a tutorial reader sees.
 
 #[path = "kubectl/background.rs"]
@@ -36,6 +37,8 @@ mod support;
 
 #[path = "kubectl/configmaps.rs"]
 mod configmaps;
+#[path = "kubectl/create.rs"]
+mod create;
 #[path = "kubectl/deployments.rs"]
 mod deployments;
 #[path = "kubectl/fidelity.rs"]

@@ -16,6 +16,7 @@ mod node;
 mod openapi;
 mod patch;
 mod portforward;
+mod protobuf;
 mod query;
 mod resource;
 mod routes;
