@@ -1,5 +1,6 @@
 //! The controllers: level-triggered reconcilers that turn Deployments into ReplicaSets, ReplicaSets
-//! into pods, Services into Endpoints, and ConfigMap changes into rolling restarts.
+//! into pods, Services into Endpoints and EndpointSlices, and ConfigMap changes into rolling
+//! restarts.
 //!
 //! Each controller is a [`Reconciler`]: it maps a store change to the keys it affects
 //! ([`Reconciler::keys_for`]) and brings one key's world to its desired state
@@ -12,6 +13,8 @@
 //! - [`deployment`]: rollouts (RollingUpdate, Recreate), revisions, history, conditions.
 //! - [`replicaset`]: keeps `spec.replicas` pods, adopting and releasing by labels.
 //! - [`endpoints`]: the ready and not-ready addresses behind each Service.
+//! - [`endpointslice`]: the same pods as `discovery.k8s.io` EndpointSlices, which kubectl's
+//!   `describe service` reads.
 //! - [`reloader`]: stakater/Reloader's annotations, rolling a Deployment when its ConfigMap or
 //!   Secret changes.
 //! - [`rollout`] and [`ranking`]: the arithmetic of rollouts and the order of scale-down.
@@ -31,6 +34,7 @@ use crate::store::{Store, WatchEvent};
 pub mod claim;
 pub mod deployment;
 pub mod endpoints;
+pub mod endpointslice;
 pub mod queue;
 pub mod ranking;
 pub mod reloader;
@@ -68,6 +72,8 @@ pub fn spawn(store: Arc<Store>, tracker: &TaskTracker, cancel: CancellationToken
     tracker.spawn(run(replica_sets, store.subscribe(), cancel.child_token()));
     let endpoints = endpoints::EndpointsController::new(store.clone());
     tracker.spawn(run(endpoints, store.subscribe(), cancel.child_token()));
+    let slices = endpointslice::EndpointSliceController::new(store.clone());
+    tracker.spawn(run(slices, store.subscribe(), cancel.child_token()));
     // The reloader remembers what each ConfigMap held; it learns that now, synchronously, so that
     // a change right after startup is not mistaken for the first sighting.
     let changes = store.subscribe();

@@ -1,5 +1,6 @@
 //! API defaults applied to every object the store accepts (upstream
-//! `pkg/apis/core/v1/defaults.go`, `pkg/apis/apps/v1/defaults.go` and the generated
+//! `pkg/apis/core/v1/defaults.go`, `pkg/apis/apps/v1/defaults.go`,
+//! `pkg/apis/discovery/v1/defaults.go` and the generated
 //! `zz_generated.defaults.go` that calls them).
 //!
 //! Every rule only fills a field that is unset, so [`apply`] is idempotent: the store runs it
@@ -61,6 +62,13 @@ pub fn apply(object: &mut Object) {
                 .flatten()
                 .flat_map(|s| s.ports.iter_mut().flatten())
             {
+                port.protocol.get_or_insert_with(|| "TCP".into());
+            }
+        }
+        Object::EndpointSlice(slice) => {
+            // `SetDefaults_EndpointPort`: kubectl's describe dereferences every port's name.
+            for port in slice.ports.iter_mut().flatten() {
+                port.name.get_or_insert_with(String::new);
                 port.protocol.get_or_insert_with(|| "TCP".into());
             }
         }

@@ -14,7 +14,8 @@
 //! - [`portforward`]: `port-forward` to pods, Deployments, ReplicaSets and Services.
 //! - [`kube_forward`]: port-forwarding through any cluster's API (SPDY sessions per pod, a
 //!   Service's endpoints per connection), for `check --kubeconfig` and `harness port-forward`.
-//! - [`controller`]: Deployment, ReplicaSet, Endpoints and Reloader reconcilers ([`controller::spawn`]).
+//! - [`controller`]: Deployment, ReplicaSet, Endpoints, EndpointSlice and Reloader reconcilers
+//!   ([`controller::spawn`]).
 //! - [`podutil`]: pod readiness, availability and controller references.
 //! - [`api`]: the Kubernetes API over HTTPS that the real kubectl drives ([`api::serve`]);
 //!   [`kubeconfig`] writes the file that points kubectl at it.

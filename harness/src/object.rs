@@ -8,6 +8,7 @@ use std::fmt;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
@@ -149,6 +150,7 @@ kinds! {
     Deployment: "deployments", "deployment", true, ["deploy"], all = true;
     Service: "services", "service", true, ["svc"], all = true;
     Endpoints: "endpoints", "endpoints", true, ["ep"], all = false;
+    EndpointSlice: "endpointslices", "endpointslice", true, [], all = false;
     ConfigMap: "configmaps", "configmap", true, ["cm"], all = false;
     Secret: "secrets", "secret", true, [], all = false;
     Event: "events", "event", true, ["ev"], all = false;

@@ -1,7 +1,8 @@
 //! Details of upstream's output that a reader of the tutorials sees, each in a test of its own
 //! so that one difference does not hide another: the objects every cluster has, the order of
 //! `get all`, `Pending` pods, events in time order and counted, admission defaults, endpoints in
-//! `describe service`, and `kubectl create deployment` (a protobuf request body).
+//! `describe service`, and `kubectl create deployment` (a protobuf request body, like the other
+//! typed `create` commands in `create.rs`).
 
 use std::collections::BTreeSet;
 
@@ -213,7 +214,6 @@ fn describe_shows_what_admission_defaults() {
 /// `kubectl describe service` (1.32 reads EndpointSlices) lists the ready pods' addresses, as
 /// in seed 002: `Endpoints: 10.1.0.17:80,10.1.0.18:80,10.1.0.19:80`.
 #[test]
-#[ignore = "known gap: the API serves no discovery.k8s.io EndpointSlices, which kubectl 1.32's describe service reads; plan: derive read-only EndpointSlices from Endpoints"]
 fn describe_service_lists_the_endpoints() {
     let Some(up) = Up::start() else { return };
     let deployment = fixture("deployment-hello-server.yaml");
@@ -262,7 +262,6 @@ fn describe_service_lists_the_endpoints() {
 /// Seed 003's imperative commands: `kubectl run` and `kubectl create deployment` (which sends
 /// its object as protobuf, as typed clients do), then the relabelling exercise's first steps.
 #[test]
-#[ignore = "known gap: kubectl create sends protobuf bodies, which the API answers with 415; plan: decode the k8s protobuf envelope for the kinds create sends"]
 fn kubectl_run_and_create_deployment_as_in_the_kiamol_tutorial() {
     let Some(up) = Up::start() else { return };
     assert_eq!(

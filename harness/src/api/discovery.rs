@@ -226,12 +226,27 @@ mod tests {
                 .iter()
                 .any(|r| r["name"] == "pods/log")
         );
-        assert_eq!(groups(), vec!["apps"]);
+        assert_eq!(groups(), vec!["apps", "discovery.k8s.io"]);
+    }
+
+    #[test]
+    fn serves_endpoint_slices_in_their_group() {
+        let discovery = resource_list("discovery.k8s.io");
+        assert_eq!(discovery["groupVersion"], "discovery.k8s.io/v1");
+        let resources = discovery["resources"].as_array().unwrap();
+        assert_eq!(resources.len(), 1);
+        let slices = &resources[0];
+        assert_eq!(slices["name"], "endpointslices");
+        assert_eq!(slices["singularName"], "endpointslice");
+        assert_eq!(slices["kind"], "EndpointSlice");
+        assert_eq!(slices["namespaced"], true);
+        assert!(slices.get("shortNames").is_none() && slices.get("categories").is_none());
+        assert_eq!(slices["verbs"], json!(VERBS));
     }
 
     #[test]
     fn lists_resources_alphabetically_by_plural() {
-        for group in ["", "apps"] {
+        for group in ["", "apps", "discovery.k8s.io"] {
             let list = resource_list(group);
             let names: Vec<&str> = list["resources"]
                 .as_array()

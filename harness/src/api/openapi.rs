@@ -126,6 +126,16 @@ mod tests {
         );
         let core = document("api/v1");
         assert!(core["paths"].get("/api/v1/namespaces/{name}").is_some());
-        assert_eq!(group_versions(), vec!["api/v1", "apis/apps/v1"]);
+        assert_eq!(
+            group_versions(),
+            vec!["api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"]
+        );
+        let discovery = document("apis/discovery.k8s.io/v1");
+        let op = &discovery["paths"]["/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{name}"]
+            ["patch"];
+        assert_eq!(
+            op["x-kubernetes-group-version-kind"],
+            json!({"group": "discovery.k8s.io", "version": "v1", "kind": "EndpointSlice"})
+        );
     }
 }

@@ -206,6 +206,14 @@ mod tests {
         let r = resource("/apis/apps/v1/namespaces/shop/deployments");
         assert_eq!((r.kind, r.name), (Kind::Deployment, None));
 
+        let r = resource("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-x2b4c");
+        assert_eq!(r.kind, Kind::EndpointSlice);
+        assert_eq!(r.name.as_deref(), Some("web-x2b4c"));
+        assert_eq!(
+            parse("/apis/discovery.k8s.io/v1"),
+            Some(Route::Discovery("/apis/discovery.k8s.io/v1".into()))
+        );
+
         let r = resource("/api/v1/pods");
         assert_eq!((r.kind, r.namespace), (Kind::Pod, None));
 

@@ -110,6 +110,13 @@ fn columns(kind: Kind) -> Vec<Column> {
             col("Endpoints", "string"),
             col("Age", "string"),
         ],
+        Kind::EndpointSlice => vec![
+            col("Name", "string"),
+            col("AddressType", "string"),
+            col("Ports", "string"),
+            col("Endpoints", "string"),
+            col("Age", "string"),
+        ],
         Kind::ConfigMap => vec![
             col("Name", "string"),
             col("Data", "integer"),

@@ -27,8 +27,8 @@ use crate::podutil::{is_pod_ready, is_pod_terminal};
 use crate::selector::Selector;
 use crate::store::{DeleteOptions, Store, WatchEvent};
 
-/// The label upstream puts on the Endpoints of a headless Service.
-const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
+/// The label upstream puts on the Endpoints (and EndpointSlices) of a headless Service.
+pub(crate) const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 
 /// The port a Service port reaches on `pod`: `targetPort` as a number, or the container port of
 /// that name and protocol (regular containers, then restartable init containers); `None` when the
@@ -58,8 +58,9 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
     }
 }
 
-/// Whether `pod` belongs in the Endpoints at all (`ShouldPodBeInEndpoints`).
-fn listed(pod: &Pod, include_terminating: bool) -> bool {
+/// Whether `pod` belongs in the Endpoints at all (`ShouldPodBeInEndpoints`). The Endpoints
+/// include terminating pods only with `publishNotReadyAddresses`; EndpointSlices always do.
+pub(crate) fn listed(pod: &Pod, include_terminating: bool) -> bool {
     let has_ip = pod.status.as_ref().is_some_and(|s| {
         s.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
             || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
@@ -70,7 +71,7 @@ fn listed(pod: &Pod, include_terminating: bool) -> bool {
 }
 
 /// The pod's address for the Service's IP family (`podToEndpointAddressForService`).
-fn address(service: &Service, pod: &Pod) -> Option<EndpointAddress> {
+pub(crate) fn address(service: &Service, pod: &Pod) -> Option<EndpointAddress> {
     let spec = service.spec.as_ref();
     let want_v6 = spec
         .and_then(|s| s.ip_families.as_ref())
@@ -224,9 +225,24 @@ impl EndpointsController {
 }
 
 /// The selector of a Service, if it has a non-empty one.
-fn service_selector(service: &Service) -> Option<Selector> {
+pub(crate) fn service_selector(service: &Service) -> Option<Selector> {
     let selector = service.spec.as_ref()?.selector.as_ref()?;
     (!selector.is_empty()).then(|| Selector::from_map(selector))
+}
+
+/// The names of the Services in `namespace` whose selector matches `labels`: those a pod with
+/// these labels is behind.
+pub(crate) fn services_selecting(
+    store: &Store,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<String> {
+    store
+        .list_as::<Service>(Some(namespace), &Selector::default())
+        .into_iter()
+        .filter(|s| service_selector(s).is_some_and(|sel| sel.matches(labels)))
+        .filter_map(|s| s.metadata.name)
+        .collect()
 }
 
 impl Reconciler for EndpointsController {
@@ -239,18 +255,11 @@ impl Reconciler for EndpointsController {
         match object.kind() {
             Kind::Service | Kind::Endpoints => vec![(namespace, object.name().to_owned())],
             Kind::Pod => {
-                let mut keys: Vec<Self::Key> = self
-                    .store
-                    .list_as::<Service>(Some(&namespace), &Selector::default())
-                    .iter()
-                    .filter(|s| service_selector(s).is_some_and(|sel| sel.matches(object.labels())))
-                    .map(|s| {
-                        (
-                            namespace.clone(),
-                            s.metadata.name.clone().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
+                let mut keys: Vec<Self::Key> =
+                    services_selecting(&self.store, &namespace, object.labels())
+                        .into_iter()
+                        .map(|name| (namespace.clone(), name))
+                        .collect();
                 // Services that listed the pod before its labels changed.
                 for ep in self
                     .store

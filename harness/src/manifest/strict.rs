@@ -15,6 +15,7 @@ use std::fmt;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use serde_json::{Map, Value};
 
@@ -79,6 +80,7 @@ pub fn decode_object(kind: Kind, value: &Value) -> Result<(Object, Vec<UnknownFi
         Kind::Deployment => typed::<Deployment>(value),
         Kind::Service => typed::<Service>(value),
         Kind::Endpoints => typed::<Endpoints>(value),
+        Kind::EndpointSlice => typed::<EndpointSlice>(value),
         Kind::ConfigMap => typed::<ConfigMap>(value),
         Kind::Secret => typed::<Secret>(value),
         Kind::Event => typed::<Event>(value),

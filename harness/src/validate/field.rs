@@ -149,6 +149,14 @@ impl Errors {
         self.push(path, format!("Too long: may not be more than {max} bytes"));
     }
 
+    /// `Too many: <n>: must have at most <max> items`.
+    pub fn too_many(&mut self, path: &Path, n: usize, max: usize) {
+        self.push(
+            path,
+            format!("Too many: {n}: must have at most {max} items"),
+        );
+    }
+
     /// One `Invalid value` per message of a syntax check (`names::*`).
     pub fn invalid_each(&mut self, path: &Path, value: &str, messages: Vec<String>) {
         for message in messages {

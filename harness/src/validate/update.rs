@@ -39,6 +39,15 @@ pub(super) fn check(new: &Object, old: &Object, errs: &mut Errors) {
                 errs,
             );
         }
+        (Object::EndpointSlice(new), Object::EndpointSlice(old))
+            if new.address_type != old.address_type =>
+        {
+            errs.invalid(
+                &Path::new("addressType"),
+                &new.address_type,
+                "field is immutable",
+            );
+        }
         (Object::Secret(new), Object::Secret(old)) => {
             if old.immutable == Some(true) {
                 immutable_data(

@@ -1,13 +1,15 @@
 //! The cells of a Table row per kind but pods (see `pod`), computed as upstream's printers
 //! (`pkg/printers/internalversion/printers.go`) do: service ports as `8080:30599/TCP`, endpoints
-//! as `10.0.0.1:80,10.0.0.2:80 + 1 more...`, selectors as `app=web,!canary`, `<none>` for empty
-//! values.
+//! as `10.0.0.1:80,10.0.0.2:80 + 1 more...`, EndpointSlice ports and addresses as `80,443` and
+//! `10.0.0.1,10.0.0.2` (`<unset>` when empty), selectors as `app=web,!canary`, `<none>` for
+//! empty values.
 
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, PodTemplateSpec, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
@@ -24,6 +26,7 @@ pub fn cells(object: &Object, now: Timestamp) -> Vec<Value> {
         Object::ReplicaSet(rs) => replica_set_cells(rs, name, age),
         Object::Service(svc) => service_cells(svc, name, age),
         Object::Endpoints(ep) => vec![name, json!(format_endpoints(ep)), age],
+        Object::EndpointSlice(slice) => endpoint_slice_cells(slice, name, age),
         Object::ConfigMap(cm) => {
             let count = cm.data.as_ref().map_or(0, BTreeMap::len)
                 + cm.binary_data.as_ref().map_or(0, BTreeMap::len);
@@ -243,6 +246,51 @@ pub fn format_endpoints(endpoints: &Endpoints) -> String {
     }
 }
 
+fn endpoint_slice_cells(slice: &EndpointSlice, name: Value, age: Value) -> Vec<Value> {
+    let ports = slice
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| match (p.port, &p.name) {
+            (Some(port), _) => port.to_string(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => "*".to_owned(),
+        });
+    let addresses = slice
+        .endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().cloned());
+    vec![
+        name,
+        json!(slice.address_type),
+        json!(list_with_more(ports)),
+        json!(list_with_more(addresses)),
+        age,
+    ]
+}
+
+/// Upstream's `listWithMoreString`: at most three items, then `+ N more...`; `<unset>` when
+/// there are none.
+fn list_with_more(items: impl Iterator<Item = String>) -> String {
+    const MAX: usize = 3;
+    let mut list = Vec::new();
+    let mut count = 0;
+    for item in items {
+        if list.len() < MAX {
+            list.push(item);
+        }
+        count += 1;
+    }
+    let joined = list.join(",");
+    if count > MAX {
+        format!("{joined} + {} more...", count - MAX)
+    } else if joined.is_empty() {
+        "<unset>".to_owned()
+    } else {
+        joined
+    }
+}
+
 fn secret_cells(secret: &Secret, name: Value, age: Value) -> Vec<Value> {
     let count = secret.data.as_ref().map_or(0, BTreeMap::len)
         + secret.string_data.as_ref().map_or(0, BTreeMap::len);
@@ -344,6 +392,43 @@ mod tests {
             format_endpoints(&ep),
             "127.1.0.2:80,127.1.0.3:80,127.1.0.4:80 + 1 more..."
         );
+    }
+
+    #[test]
+    fn endpoint_slices() {
+        let slice = |value: Value| -> EndpointSlice {
+            let mut base =
+                json!({"metadata": {"name": "web-x2b4c"}, "addressType": "IPv4", "endpoints": []});
+            for (k, v) in value.as_object().unwrap() {
+                base[k] = v.clone();
+            }
+            serde_json::from_value(base).unwrap()
+        };
+        let endpoint = |ip: &str| json!({"addresses": [ip], "conditions": {"ready": false}});
+        let cases = [
+            (json!({}), "<unset>", "<unset>"),
+            (
+                json!({"ports": [{"name": "http", "port": 8080}, {"name": "metrics"}, {}],
+                       "endpoints": [endpoint("127.1.0.2"), endpoint("127.1.0.3")]}),
+                "8080,metrics,*",
+                "127.1.0.2,127.1.0.3",
+            ),
+            (
+                json!({"ports": [{"port": 1}, {"port": 2}, {"port": 3}, {"port": 4}],
+                       "endpoints": [endpoint("127.1.0.2"), endpoint("127.1.0.3"),
+                                     endpoint("127.1.0.4"), endpoint("127.1.0.5"), endpoint("127.1.0.6")]}),
+                "1,2,3 + 1 more...",
+                "127.1.0.2,127.1.0.3,127.1.0.4 + 2 more...",
+            ),
+        ];
+        for (value, ports, endpoints) in cases {
+            let cells = endpoint_slice_cells(&slice(value), json!("web-x2b4c"), json!("1s"));
+            assert_eq!(cells[1], "IPv4");
+            assert_eq!(
+                (cells[2].as_str(), cells[3].as_str()),
+                (Some(ports), Some(endpoints))
+            );
+        }
     }
 
     #[test]

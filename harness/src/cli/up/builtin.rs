@@ -1,12 +1,14 @@
 //! The objects every real cluster has that the API server itself (not a manifest) creates: the
-//! `kubernetes` Service in `default` with its hand-written `Endpoints` pointing at the API, and
-//! the `kube-root-ca.crt` ConfigMap (root-ca-cert-publisher) in every namespace, kept there as
+//! `kubernetes` Service in `default` with its hand-written `Endpoints` and `EndpointSlice`
+//! (upstream's `EndpointsAdapter`: named `kubernetes`, no managed-by label, so the EndpointSlice
+//! controller leaves it alone) pointing at the API, and the `kube-root-ca.crt` ConfigMap (root-ca-cert-publisher) in every namespace, kept there as
 //! namespaces come and the ConfigMap is deleted. Tutorials show them in `get all` and `get cm`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use harness::controller::endpointslice::SERVICE_NAME_LABEL;
 use harness::error::Error;
 use harness::object::{Kind, Object};
 use harness::selector::Selector;
@@ -15,6 +17,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Namespace, Service,
     ServicePort, ServiceSpec,
 };
+use k8s_openapi::api::discovery::v1::{self as discovery, EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::sync::broadcast::error::RecvError;
@@ -78,6 +81,34 @@ pub fn kubernetes_service(api: SocketAddr) -> (Service, Endpoints) {
     (service, endpoints)
 }
 
+/// The `kubernetes` EndpointSlice at `api`, as the API server derives it from its Endpoints
+/// (`endpointSliceFromEndpoints`): ready, with the Endpoints' port.
+pub fn kubernetes_slice(api: SocketAddr) -> EndpointSlice {
+    let address_type = if api.is_ipv6() { "IPv6" } else { "IPv4" };
+    EndpointSlice {
+        metadata: meta(
+            "default",
+            "kubernetes",
+            &[(SERVICE_NAME_LABEL, "kubernetes")],
+        ),
+        address_type: address_type.into(),
+        endpoints: vec![discovery::Endpoint {
+            addresses: vec![api.ip().to_string()],
+            conditions: Some(EndpointConditions {
+                ready: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ports: Some(vec![discovery::EndpointPort {
+            name: Some("https".into()),
+            port: Some(i32::from(api.port())),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+    }
+}
+
 /// The `kube-root-ca.crt` ConfigMap of `namespace`, holding the API's CA.
 pub fn root_ca(namespace: &str, ca_pem: &str) -> ConfigMap {
     ConfigMap {
@@ -95,11 +126,13 @@ fn ensure(store: &Store, object: Object) -> harness::error::Result<()> {
     }
 }
 
-/// Creates the `kubernetes` Service and Endpoints, and the root CA in every namespace there is.
+/// Creates the `kubernetes` Service, Endpoints and EndpointSlice, and the root CA in every
+/// namespace there is.
 pub fn seed(store: &Store, api: SocketAddr, ca_pem: &str) -> harness::error::Result<()> {
     let (service, endpoints) = kubernetes_service(api);
     ensure(store, service.into())?;
     ensure(store, endpoints.into())?;
+    ensure(store, kubernetes_slice(api).into())?;
     publish_all(store, ca_pem);
     Ok(())
 }
@@ -179,6 +212,15 @@ mod tests {
         let subset = &endpoints.subsets.unwrap()[0];
         assert_eq!(subset.addresses.as_ref().unwrap()[0].ip, "127.0.0.1");
         assert_eq!(subset.ports.as_ref().unwrap()[0].port, 34567);
+        let slice = store
+            .get_as::<EndpointSlice>("default", "kubernetes")
+            .unwrap();
+        let labels = slice.metadata.labels.unwrap();
+        assert_eq!(labels[SERVICE_NAME_LABEL], "kubernetes");
+        assert_eq!(labels.len(), 1);
+        assert_eq!(slice.address_type, "IPv4");
+        assert_eq!(slice.endpoints[0].addresses, ["127.0.0.1"]);
+        assert_eq!(slice.ports.unwrap()[0].port, Some(34567));
         for ns in ["default", "kube-system"] {
             let cm = store.get_as::<ConfigMap>(ns, ROOT_CA).unwrap();
             assert_eq!(cm.data.unwrap()["ca.crt"], CA);

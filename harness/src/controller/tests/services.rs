@@ -1,4 +1,4 @@
-//! Endpoints, the Reloader convention, and shutdown.
+//! Endpoints and EndpointSlices, the Reloader convention, and shutdown.
 
 use super::*;
 
@@ -71,6 +71,87 @@ async fn endpoints_follow_ready_pods_and_selectors() {
             .get_as::<Endpoints>("default", "web")
             .is_none()
             .then_some(())
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_slices_follow_the_pods_and_go_with_the_service() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    use crate::controller::endpointslice::SERVICE_NAME_LABEL;
+
+    let c = Cluster::start(true);
+    c.store.create_as(deployment("web", 2, "web:v1")).unwrap();
+    let service = Service {
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            selector: Some(labels("web")),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                target_port: Some(IntOrString::Int(8080)),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    c.store.create_as(service).unwrap();
+    let slices = |c: &Cluster| {
+        let by_service = BTreeMap::from([(SERVICE_NAME_LABEL.to_owned(), "web".to_owned())]);
+        c.store
+            .list_as::<EndpointSlice>(Some("default"), &Selector::from_map(&by_service))
+    };
+    // (name, ready endpoints, not-ready endpoints) of the one slice.
+    let counts = |c: &Cluster| {
+        let [slice] = slices(c).try_into().ok()?;
+        let ready = |want: bool| {
+            let ready = |e: &&k8s_openapi::api::discovery::v1::Endpoint| {
+                e.conditions.as_ref().and_then(|c| c.ready) == Some(want)
+            };
+            slice.endpoints.iter().filter(ready).count()
+        };
+        Some((slice.metadata.name.clone()?, ready(true), ready(false)))
+    };
+    let (name, ..) = c
+        .wait_for("a slice with two ready endpoints", |c| {
+            counts(c).filter(|(_, r, n)| (*r, *n) == (2, 0))
+        })
+        .await;
+    assert!(
+        name.starts_with("web-") && name.len() == "web-".len() + 5,
+        "{name}"
+    );
+
+    c.auto_ready.store(false, Ordering::SeqCst);
+    let pod = c.pods().remove(0).metadata.name.unwrap();
+    set_ready(&c.store, "default", &pod, false);
+    c.wait_for("the same slice with one endpoint not ready", |c| {
+        counts(c).filter(|(n, r, nr)| (n, *r, *nr) == (&name, 1, 1))
+    })
+    .await;
+
+    // A slice deleted by hand comes back, under a new name.
+    let key = ObjectKey::new(Kind::EndpointSlice, "default", &name);
+    c.store.delete(&key, DeleteOptions::default()).unwrap();
+    c.wait_for("a new slice", |c| {
+        counts(c).filter(|(n, r, nr)| n != &name && (*r, *nr) == (1, 1))
+    })
+    .await;
+
+    c.store
+        .delete(
+            &ObjectKey::new(Kind::Service, "default", "web"),
+            DeleteOptions::default(),
+        )
+        .unwrap();
+    c.wait_for("the slices deleted with the service", |c| {
+        slices(c).is_empty().then_some(())
     })
     .await;
     c.stop().await;
