@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - `worker`: one pod's lifecycle: admission, IP, volumes, termination, removal.
-//! - `container`: one container's lifecycle: image, env, start, probes, restarts, stop.
+//! - `container`: one container's lifecycle: image, start, probes, restarts; what it starts
+//!   with (env, argv, mounts) in `container::config`, how it stops (preStop, SIGTERM, SIGKILL)
+//!   in `container::termination`.
 //! - `probe`: probe and hook actions, timings and thresholds; `prober`: the probing loop.
 //! - `env`, `volume`: the environment and the volumes of a container, as upstream builds them.
 //! - `status`: records and the `pod.status` they render to.
@@ -192,14 +194,13 @@ impl Kubelet {
         container: &str,
         previous: bool,
     ) -> Option<Arc<ContainerLog>> {
-        let registry = self.shared.registry.lock();
-        let entry = registry.get(&(namespace.to_owned(), pod.to_owned()))?;
-        let c = entry.containers.get(container)?;
-        if previous {
-            c.previous.clone()
-        } else {
-            c.current.clone()
-        }
+        self.shared.registry.read(namespace, pod, container, |c| {
+            if previous {
+                c.previous.clone()
+            } else {
+                c.current.clone()
+            }
+        })
     }
 
     /// Kills a container's running instance with SIGKILL, as if it crashed (S17). Returns
@@ -218,13 +219,10 @@ impl Kubelet {
         container: &str,
         hard: bool,
     ) -> bool {
-        let killer = {
-            let registry = self.shared.registry.lock();
-            registry
-                .get(&(namespace.to_owned(), pod.to_owned()))
-                .and_then(|e| e.containers.get(container))
-                .and_then(|c| c.killer.clone())
-        };
+        let killer = self
+            .shared
+            .registry
+            .read(namespace, pod, container, |c| c.killer.clone());
         match killer {
             Some(k) => {
                 if hard {
@@ -249,23 +247,18 @@ impl Kubelet {
         argv: &[String],
         timeout: Duration,
     ) -> Option<Result<ExecOutput, String>> {
-        let exec = {
-            let registry = self.shared.registry.lock();
-            registry
-                .get(&(namespace.to_owned(), pod.to_owned()))
-                .and_then(|e| e.containers.get(container))
-                .and_then(|c| c.exec.clone())
-        }?;
+        let exec = self
+            .shared
+            .registry
+            .read(namespace, pod, container, |c| c.exec.clone())?;
         Some(exec.run(argv, timeout).await)
     }
 
     /// The process id of a container's running instance (process runtime only).
     pub fn container_pid(&self, namespace: &str, pod: &str, container: &str) -> Option<u32> {
-        let registry = self.shared.registry.lock();
-        registry
-            .get(&(namespace.to_owned(), pod.to_owned()))
-            .and_then(|e| e.containers.get(container))
-            .and_then(|c| c.pid)
+        self.shared
+            .registry
+            .read(namespace, pod, container, |c| c.pid)
     }
 
     /// The process ids of every running container, for checks that nothing is left behind.
@@ -303,6 +296,19 @@ pub(crate) struct ContainerEntry {
 impl Registry {
     pub fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), PodEntry>> {
         self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the entry of one container; `None` when there is none (or `read` finds nothing).
+    pub fn read<R>(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        read: impl FnOnce(&ContainerEntry) -> Option<R>,
+    ) -> Option<R> {
+        let pods = self.lock();
+        let entry = pods.get(&(namespace.to_owned(), pod.to_owned()))?;
+        read(entry.containers.get(container)?)
     }
 
     /// Edits the entry of one container of pod `uid` (replacing an entry of an older pod of

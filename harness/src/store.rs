@@ -197,14 +197,16 @@ impl Store {
         if inner.objects.contains_key(&key) {
             return Err(Error::AlreadyExists(key));
         }
-        defaults::apply(&mut object);
-        check(&object, None)?;
+        admit(&mut object, None)?;
         let meta = object.meta_mut();
         meta.uid = Some(new_uid());
         meta.creation_timestamp = Some(Time(Timestamp::now()));
         meta.deletion_timestamp = None;
         meta.resource_version = None;
-        if matches!(key.kind, Kind::Deployment | Kind::ReplicaSet) {
+        if matches!(
+            key.kind,
+            Kind::Deployment | Kind::ReplicaSet | Kind::EndpointSlice
+        ) {
             meta.generation = Some(1);
         }
         if key.kind == Kind::Event {
@@ -278,8 +280,7 @@ impl Store {
             new.namespace = old.namespace.clone();
             new.generation = old.generation;
         }
-        defaults::apply(&mut object);
-        check(&object, Some(current))?;
+        admit(&mut object, Some(current))?;
         if spec_of(&object) != spec_of(current)
             && let Some(generation) = object.meta_mut().generation.as_mut()
         {
@@ -562,7 +563,10 @@ fn prepare_new(object: &mut Object, inner: &Inner) -> Result<()> {
     Ok(())
 }
 
-fn check(object: &Object, old: Option<&Object>) -> Result<()> {
+/// What every write goes through before it is stored (and a dry run instead of storing): the
+/// API defaults, then validation against `old`, the stored version of an update.
+pub(crate) fn admit(object: &mut Object, old: Option<&Object>) -> Result<()> {
+    defaults::apply(object);
     let causes = validate::validate(object, old);
     if causes.is_empty() {
         Ok(())
@@ -574,8 +578,16 @@ fn check(object: &Object, old: Option<&Object>) -> Result<()> {
     }
 }
 
+/// What bumps `metadata.generation` when it changes: the spec; for an EndpointSlice, which has
+/// none, everything but the metadata, and its labels (upstream's EndpointSlice strategy).
 fn spec_of(object: &Object) -> Option<serde_json::Value> {
-    object.to_json().get("spec").cloned()
+    let mut json = object.to_json();
+    if let Object::EndpointSlice(slice) = object {
+        let labels = serde_json::to_value(&slice.metadata.labels).ok()?;
+        json["metadata"] = labels;
+        return Some(json);
+    }
+    json.get("spec").cloned()
 }
 
 fn kind_range(

@@ -7,11 +7,13 @@
 //!
 //! Submodules: [`field`] (paths and messages), `syntax` (name and value rules), `meta`
 //! (metadata, labels, selectors), `pod` and `container` (pod specs), `apps` (Deployments and
-//! ReplicaSets), `core_v1` (Services, ConfigMaps, Secrets, Endpoints), `update` (immutable fields).
+//! ReplicaSets), `core_v1` (Services, ConfigMaps, Secrets, Endpoints), `discovery`
+//! (EndpointSlices), `update` (immutable fields).
 
 mod apps;
 mod container;
 mod core_v1;
+mod discovery;
 pub mod field;
 mod meta;
 mod pod;
@@ -19,6 +21,7 @@ mod syntax;
 mod update;
 
 pub use self::core_v1::NODE_PORT_RANGE;
+pub(crate) use self::syntax::parse_quantity;
 
 use crate::object::{Kind, Object};
 use field::{Errors, Path};
@@ -49,6 +52,7 @@ pub fn validate(object: &Object, old: Option<&Object>) -> Vec<(String, String)> 
         Object::ConfigMap(cm) => core_v1::config_map(cm, &mut errs),
         Object::Secret(s) => core_v1::secret(s, &mut errs),
         Object::Endpoints(ep) => core_v1::endpoints(ep, &mut errs),
+        Object::EndpointSlice(slice) => discovery::endpoint_slice(slice, &mut errs),
         Object::Namespace(_) | Object::Event(_) => {}
     }
     if let Some(old) = old {

@@ -8,6 +8,8 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/endpoint_slices.rs"]
+mod endpoint_slices;
 #[path = "api/kube_forward.rs"]
 mod kube_forward;
 #[path = "api/kube_portforward.rs"]
@@ -80,6 +82,14 @@ data:
   PORT: \"8080\"
   HOST: example
 ";
+
+/// Applies [`MANIFEST`] with kubectl; the manifest's path, for later commands.
+async fn apply_app(cluster: &Cluster) -> String {
+    let file = cluster.write("app.yaml", MANIFEST);
+    let file = file.to_str().unwrap().to_owned();
+    cluster.ok(&["apply", "-f", &file]).await;
+    file
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_creates_then_leaves_unchanged_then_configures() {
@@ -190,8 +200,7 @@ async fn get_prints_tables_and_every_output_format() {
         return;
     }
     let cluster = Cluster::start().await;
-    let file = cluster.write("app.yaml", MANIFEST);
-    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    apply_app(&cluster).await;
     cluster.running_pod("web-abc12", &[("app", "web")], "127.1.0.2");
     cluster.running_pod("other", &[("app", "other")], "127.1.0.3");
 
@@ -305,8 +314,7 @@ async fn imperative_commands_patch_the_store() {
         return;
     }
     let cluster = Cluster::start().await;
-    let file = cluster.write("app.yaml", MANIFEST);
-    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    apply_app(&cluster).await;
     cluster.running_pod("web-abc12", &[("app", "web")], "127.1.0.2");
 
     let out = cluster
@@ -409,9 +417,8 @@ async fn delete_marks_pods_and_waits_for_the_kubelet() {
     assert!(out.contains("pod \"quick\" deleted"), "{out}");
     assert!(cluster.pod("quick").is_none());
 
-    let file = cluster.write("app.yaml", MANIFEST);
-    cluster.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-    let out = cluster.ok(&["delete", "-f", file.to_str().unwrap()]).await;
+    let file = apply_app(&cluster).await;
+    let out = cluster.ok(&["delete", "-f", &file]).await;
     assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
     assert!(out.contains("service \"web\" deleted"), "{out}");
     let err = cluster.fails(&["delete", "cm", "web-config"]).await;

@@ -99,6 +99,13 @@ impl Fixture {
         self.store.get_as::<Pod>("default", name)
     }
 
+    /// The process id of pod `name`'s running hostbot container.
+    fn pid(&self, name: &str) -> u32 {
+        self.kubelet
+            .container_pid("default", name, "hostbot")
+            .unwrap_or_else(|| panic!("pod {name} has no running container"))
+    }
+
     /// Polls `check` on the pod until it returns `Some`, or fails after `secs` seconds with the
     /// pod's last status.
     async fn wait_pod<T>(
@@ -239,6 +246,17 @@ fn hostbot_container(image: &str, port: i32) -> Container {
     }
 }
 
+/// A hostbot that ignores SIGTERM: only SIGKILL ends it.
+fn stubborn_container() -> Container {
+    let mut container = hostbot_container("hostbot:1", 8080);
+    container
+        .env
+        .as_mut()
+        .unwrap()
+        .push(env("IGNORE_SIGTERM", "true"));
+    container
+}
+
 fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -259,6 +277,27 @@ fn pod(name: &str, container: Container) -> Pod {
             termination_grace_period_seconds: Some(5),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// Volume `name`, projecting ConfigMap `config_map`.
+fn config_map_volume(name: &str, config_map: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Volume `volume`, mounted whole at `path`.
+fn mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
         ..Default::default()
     }
 }
@@ -389,10 +428,7 @@ async fn pod_runs_and_answers_on_its_ip_with_its_name() {
             f.events("hostbot")
         );
     }
-    let pid = f
-        .kubelet
-        .container_pid("default", "hostbot", "hostbot")
-        .unwrap();
+    let pid = f.pid("hostbot");
     // The process has the pod's hostname in its own UTS namespace.
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let environ = String::from_utf8_lossy(&environ);
@@ -430,20 +466,9 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
         ))
         .unwrap();
     let mut container = hostbot_container("hostbot:1", 8080);
-    container.volume_mounts = Some(vec![VolumeMount {
-        name: "config".into(),
-        mount_path: "/etc/hostbot".into(),
-        ..Default::default()
-    }]);
+    container.volume_mounts = Some(vec![mount("config", "/etc/hostbot")]);
     let mut p = pod("configured", container);
-    p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
-        name: "config".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: "hostbot-config".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]);
+    p.spec.as_mut().unwrap().volumes = Some(vec![config_map_volume("config", "hostbot-config")]);
     let created = f.store.create_as(p).unwrap();
     let running = f.wait_ready("configured").await;
     let uid = created.metadata.uid.unwrap();
@@ -471,10 +496,7 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
     assert_eq!(mode & 0o777, 0o644);
 
     // The process sees it at its mountPath; the host's /etc does not change.
-    let pid = f
-        .kubelet
-        .container_pid("default", "configured", "hostbot")
-        .unwrap();
+    let pid = f.pid("configured");
     let inside = format!("/proc/{pid}/root/etc/hostbot/myconfig.txt");
     assert_eq!(std::fs::read_to_string(&inside).unwrap(), "I am hungry.");
     let cat = ["cat".to_owned(), "/etc/hostbot/myconfig.txt".to_owned()];
@@ -537,20 +559,9 @@ async fn configmap_volume_is_projected_and_updated_in_place() {
 async fn missing_configmap_volume_waits_in_container_creating() {
     let f = Fixture::new();
     let mut container = hostbot_container("hostbot:1", 8080);
-    container.volume_mounts = Some(vec![VolumeMount {
-        name: "config".into(),
-        mount_path: "/etc/hostbot".into(),
-        ..Default::default()
-    }]);
+    container.volume_mounts = Some(vec![mount("config", "/etc/hostbot")]);
     let mut p = pod("unmounted", container);
-    p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
-        name: "config".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: "later".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]);
+    p.spec.as_mut().unwrap().volumes = Some(vec![config_map_volume("config", "later")]);
     f.store.create_as(p).unwrap();
     f.wait_event(
         "unmounted",
@@ -615,10 +626,7 @@ async fn missing_configmap_key_is_a_config_error_until_added() {
     // PORT came from the ConfigMap and beats the image's 8080.
     let body = get_json(&format!("http://{}:8081/", pod_ip(&running))).await;
     assert_eq!(body["host"], "hello");
-    let pid = f
-        .kubelet
-        .container_pid("default", "hello", "hostbot")
-        .unwrap();
+    let pid = f.pid("hello");
     let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
         .into_owned();
     assert!(environ.contains("GREETING=hi\0"), "{environ}");
@@ -684,10 +692,7 @@ async fn killed_container_restarts_in_the_same_pod() {
         .create_as(pod("victim", hostbot_container("hostbot:1", 8080)))
         .unwrap();
     f.wait_ready("victim").await;
-    let pid = f
-        .kubelet
-        .container_pid("default", "victim", "hostbot")
-        .unwrap();
+    let pid = f.pid("victim");
     assert!(f.kubelet.kill_container("default", "victim", "hostbot"));
     let restarted = f
         .wait_pod("victim", 10, "a restart", |p| {
@@ -702,10 +707,7 @@ async fn killed_container_restarts_in_the_same_pod() {
         (137, Some("Error"))
     );
     assert_eq!(last.signal, Some(9));
-    let new_pid = f
-        .kubelet
-        .container_pid("default", "victim", "hostbot")
-        .unwrap();
+    let new_pid = f.pid("victim");
     assert_ne!(pid, new_pid);
     wait_dead(pid, 5).await;
     // The first instance's output is the previous log.
@@ -886,7 +888,7 @@ async fn readiness_follows_the_probe() {
 
 /// The first probe usually goes out before the program listens; it must not cost a whole
 /// period. The container here opens its port 300 ms after it starts; with a 30 s period, only
-/// a retry of the refused first probe makes it Ready within the 10 s the wait allows.
+/// a retry of the unanswered first probe makes it Ready within the 20 s the wait allows.
 #[tokio::test]
 async fn a_port_opened_late_is_ready_without_waiting_a_period() {
     let f = Fixture::new();
@@ -900,7 +902,7 @@ async fn a_port_opened_late_is_ready_without_waiting_a_period() {
     probe.period_seconds = Some(30);
     container.readiness_probe = Some(probe);
     f.store.create_as(pod("late", container)).unwrap();
-    f.wait_pod("late", 10, "Ready well before the second probe", |p| {
+    f.wait_pod("late", 20, "Ready well before the second probe", |p| {
         ready(p).then_some(())
     })
     .await;
@@ -936,10 +938,7 @@ async fn deletion_runs_pre_stop_then_sigterm_then_removes_the_pod() {
     });
     f.store.create_as(pod("leaving", container)).unwrap();
     f.wait_ready("leaving").await;
-    let pid = f
-        .kubelet
-        .container_pid("default", "leaving", "hostbot")
-        .unwrap();
+    let pid = f.pid("leaving");
     let log = f
         .kubelet
         .logs("default", "leaving", "hostbot", false)
@@ -972,20 +971,11 @@ async fn deletion_runs_pre_stop_then_sigterm_then_removes_the_pod() {
 #[tokio::test]
 async fn sigterm_ignored_means_sigkill_at_the_end_of_the_grace_period() {
     let f = Fixture::new();
-    let mut container = hostbot_container("hostbot:1", 8080);
-    container
-        .env
-        .as_mut()
-        .unwrap()
-        .push(env("IGNORE_SIGTERM", "true"));
-    let mut p = pod("stubborn", container);
+    let mut p = pod("stubborn", stubborn_container());
     p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(1);
     f.store.create_as(p).unwrap();
     f.wait_ready("stubborn").await;
-    let pid = f
-        .kubelet
-        .container_pid("default", "stubborn", "hostbot")
-        .unwrap();
+    let pid = f.pid("stubborn");
     let started = Instant::now();
     f.delete("stubborn", None);
     f.wait_gone("stubborn", 10).await;
@@ -1000,18 +990,11 @@ async fn sigterm_ignored_means_sigkill_at_the_end_of_the_grace_period() {
 #[tokio::test]
 async fn force_deleted_pod_is_killed_at_once() {
     let f = Fixture::new();
-    let mut container = hostbot_container("hostbot:1", 8080);
-    container
-        .env
-        .as_mut()
-        .unwrap()
-        .push(env("IGNORE_SIGTERM", "true"));
-    f.store.create_as(pod("forced", container)).unwrap();
-    f.wait_ready("forced").await;
-    let pid = f
-        .kubelet
-        .container_pid("default", "forced", "hostbot")
+    f.store
+        .create_as(pod("forced", stubborn_container()))
         .unwrap();
+    f.wait_ready("forced").await;
+    let pid = f.pid("forced");
     f.delete("forced", Some(0));
     assert!(f.pod("forced").is_none());
     wait_dead(pid, 1).await;
@@ -1053,10 +1036,7 @@ async fn helper_runs_a_pod_until_killed() {
         .create_as(pod("orphan", hostbot_container("hostbot:1", 8080)))
         .unwrap();
     f.wait_ready("orphan").await;
-    let pid = f
-        .kubelet
-        .container_pid("default", "orphan", "hostbot")
-        .unwrap();
+    let pid = f.pid("orphan");
     println!("CONTAINER_PID {pid}");
     std::future::pending::<()>().await;
 }
@@ -1106,20 +1086,9 @@ async fn in_process_pods_serve_on_their_ip() {
         .unwrap();
     let mut container = hostbot_container("hostbot:7", 8080);
     container.readiness_probe = Some(http_probe("/readyz", 8080));
-    container.volume_mounts = Some(vec![VolumeMount {
-        name: "config".into(),
-        mount_path: "/etc/hostbot".into(),
-        ..Default::default()
-    }]);
+    container.volume_mounts = Some(vec![mount("config", "/etc/hostbot")]);
     let mut p = pod("tiny", container);
-    p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
-        name: "config".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: "cfg".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]);
+    p.spec.as_mut().unwrap().volumes = Some(vec![config_map_volume("config", "cfg")]);
     f.store.create_as(p).unwrap();
     let running = f.wait_ready("tiny").await;
     let ip = pod_ip(&running);
@@ -1207,11 +1176,7 @@ async fn exec_probes_run_inside_the_container() {
         .create_as(config_map("flags", &[("mode", "starting")]))
         .unwrap();
     let mut container = hostbot_container("hostbot:1", 8080);
-    container.volume_mounts = Some(vec![VolumeMount {
-        name: "flags".into(),
-        mount_path: "/etc/flags".into(),
-        ..Default::default()
-    }]);
+    container.volume_mounts = Some(vec![mount("flags", "/etc/flags")]);
     // Only true where the volume is mounted: in the container's own mount namespace.
     container.readiness_probe = Some(Probe {
         exec: Some(ExecAction {
@@ -1221,14 +1186,7 @@ async fn exec_probes_run_inside_the_container() {
         ..Default::default()
     });
     let mut p = pod("gated", container);
-    p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
-        name: "flags".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: "flags".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]);
+    p.spec.as_mut().unwrap().volumes = Some(vec![config_map_volume("flags", "flags")]);
     f.store.create_as(p).unwrap();
     f.wait_pod("gated", 10, "running", |p| {
         container_status(p)?
@@ -1266,32 +1224,16 @@ async fn sub_path_mounts_never_update() {
     let mut container = hostbot_container("hostbot:1", 8080);
     container.volume_mounts = Some(vec![
         VolumeMount {
-            name: "app".into(),
-            mount_path: "/etc/app/conf/app.ini".into(),
             sub_path: Some("app.ini".into()),
-            ..Default::default()
+            ..mount("app", "/etc/app/conf/app.ini")
         },
-        VolumeMount {
-            name: "app".into(),
-            mount_path: "/etc/app/live".into(),
-            ..Default::default()
-        },
+        mount("app", "/etc/app/live"),
     ]);
     let mut p = pod("pinned", container);
-    p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
-        name: "app".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: "app".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }]);
+    p.spec.as_mut().unwrap().volumes = Some(vec![config_map_volume("app", "app")]);
     f.store.create_as(p).unwrap();
     f.wait_ready("pinned").await;
-    let pid = f
-        .kubelet
-        .container_pid("default", "pinned", "hostbot")
-        .unwrap();
+    let pid = f.pid("pinned");
     let pinned = format!("/proc/{pid}/root/etc/app/conf/app.ini");
     let live = format!("/proc/{pid}/root/etc/app/live/app.ini");
     assert_eq!(std::fs::read_to_string(&pinned).unwrap(), "v=1");
@@ -1317,20 +1259,11 @@ async fn sub_path_mounts_never_update() {
 #[tokio::test]
 async fn forced_shutdown_skips_the_grace_period() {
     let f = Fixture::new();
-    let mut container = hostbot_container("hostbot:1", 8080);
-    container
-        .env
-        .as_mut()
-        .unwrap()
-        .push(env("IGNORE_SIGTERM", "true"));
-    let mut p = pod("slow", container);
+    let mut p = pod("slow", stubborn_container());
     p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(30);
     f.store.create_as(p).unwrap();
     f.wait_ready("slow").await;
-    let pid = f
-        .kubelet
-        .container_pid("default", "slow", "hostbot")
-        .unwrap();
+    let pid = f.pid("slow");
     let started = Instant::now();
     f.cancel.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use harness::Error;
 use harness::ipam::{Ipam, IpamConfig};
 use harness::object::{Kind, ObjectKey};
-use harness::portforward::{self, PortPair, Request, Target};
+use harness::portforward::{self, PortForward, PortPair, Request, Target};
 use harness::proxy::{FAILED_TO_LISTEN, ProxyOptions, ServiceProxy};
 use harness::selector::Selector;
 use harness::store::{DeleteOptions, Store};
@@ -60,6 +60,12 @@ impl Cluster {
             tracker,
             block,
         }
+    }
+
+    /// Starts a port-forward with this cluster's store and proxy.
+    async fn forward(&self, request: Request) -> harness::Result<PortForward> {
+        let (store, proxy) = (self.store.clone(), self.proxy.clone());
+        portforward::start(store, proxy, request, self.cancel.clone(), &self.tracker).await
     }
 
     /// A backend answering each line with `name`, on 127.210.BLOCK.i:8080.
@@ -588,6 +594,11 @@ fn create_pod(c: &Cluster, name: &str, backend: SocketAddr, phase: &str) {
         .unwrap();
 }
 
+/// A port-forward request to `target` (`pod/web-1`, `svc/web`, ...) in `default`.
+fn request(target: &str, ports: Vec<PortPair>) -> Request {
+    Request::new("default", Target::parse(target).unwrap(), ports)
+}
+
 fn any_port(remote: u16) -> Vec<PortPair> {
     vec![PortPair { local: 0, remote }]
 }
@@ -597,20 +608,10 @@ async fn port_forward_to_a_pod_ends_when_the_pod_is_deleted() {
     let c = Cluster::new(8);
     let b1 = c.backend(1).await;
     create_pod(&c, "web-1", b1, "Running");
-    let request = Request::new(
-        "default",
-        Target::parse("pod/web-1").unwrap(),
-        any_port(8080),
-    );
-    let forward = portforward::start(
-        c.store.clone(),
-        c.proxy.clone(),
-        request,
-        c.cancel.clone(),
-        &c.tracker,
-    )
-    .await
-    .unwrap();
+    let forward = c
+        .forward(request("pod/web-1", any_port(8080)))
+        .await
+        .unwrap();
     assert_eq!(forward.pod(), Some("web-1"));
     let local = forward.local_addrs()[0];
     assert_eq!(local.ip(), IpAddr::from([127, 0, 0, 1]));
@@ -647,31 +648,15 @@ async fn port_forward_svc_survives_backend_changes_unlike_pinned() {
     c.endpoints("web", &[b1], &[]);
     c.wait_backends("web", 80, &[b1]).await;
 
-    let svc = Request::new("default", Target::parse("svc/web").unwrap(), any_port(80));
-    let forward = portforward::start(
-        c.store.clone(),
-        c.proxy.clone(),
-        svc.clone(),
-        c.cancel.clone(),
-        &c.tracker,
-    )
-    .await
-    .unwrap();
+    let svc = request("svc/web", any_port(80));
+    let forward = c.forward(svc.clone()).await.unwrap();
     assert_eq!(forward.pod(), None);
     assert_eq!(forward.forwards()[0].pod_port, 8080, "targetPort shown");
     let pinned = Request {
         pinned: true,
         ..svc
     };
-    let pinned = portforward::start(
-        c.store.clone(),
-        c.proxy.clone(),
-        pinned,
-        c.cancel.clone(),
-        &c.tracker,
-    )
-    .await
-    .unwrap();
+    let pinned = c.forward(pinned).await.unwrap();
     assert_eq!(pinned.pod(), Some("web-1"));
     let (local, pinned_local) = (forward.local_addrs()[0], pinned.local_addrs()[0]);
     assert_eq!(ask_once(local).await.unwrap(), "backend-1");
@@ -724,20 +709,10 @@ async fn port_forward_deploy_picks_a_running_ready_pod() {
                               "spec": {"containers": [{"name": "web", "image": "hostbot"}]}}}
     }));
     assert!(c.store.get_as::<Deployment>("default", "web").is_some());
-    let request = Request::new(
-        "default",
-        Target::parse("deploy/web").unwrap(),
-        any_port(8080),
-    );
-    let forward = portforward::start(
-        c.store.clone(),
-        c.proxy.clone(),
-        request,
-        c.cancel.clone(),
-        &c.tracker,
-    )
-    .await
-    .unwrap();
+    let forward = c
+        .forward(request("deploy/web", any_port(8080)))
+        .await
+        .unwrap();
     assert_eq!(forward.pod(), Some("web-b"));
     assert_eq!(
         ask_once(forward.local_addrs()[0]).await.unwrap(),
@@ -751,16 +726,7 @@ async fn port_forward_errors_are_clear() {
     let b1 = c.backend(1).await;
     create_pod(&c, "web-pending", b1, "Pending");
     create_pod(&c, "web-1", b1, "Running");
-    let start = |target: &str, ports: Vec<PortPair>| {
-        let request = Request::new("default", Target::parse(target).unwrap(), ports);
-        portforward::start(
-            c.store.clone(),
-            c.proxy.clone(),
-            request,
-            c.cancel.clone(),
-            &c.tracker,
-        )
-    };
+    let start = |target: &str, ports: Vec<PortPair>| c.forward(request(target, ports));
 
     let err = start("pod/missing", any_port(80)).await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");

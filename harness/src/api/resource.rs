@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::body::{self, Body};
 use super::patch::PatchType;
+use super::protobuf;
 use super::query::{Filter, Query};
 use super::routes::ResourcePath;
 use super::status::ApiError;
@@ -63,6 +64,26 @@ impl Format {
             }
         }
         Format::Json
+    }
+
+    /// One object in this representation: as it is, as `PartialObjectMetadata`, or as a
+    /// one-row Table (with the object in its row as `include` says).
+    pub fn encode(self, object: &Object, include: IncludeObject) -> Value {
+        match self {
+            Format::Json => object.to_json(),
+            Format::Metadata => table::partial_metadata(object),
+            Format::Table => table::table(
+                object.kind(),
+                std::slice::from_ref(object),
+                object
+                    .meta()
+                    .resource_version
+                    .as_deref()
+                    .unwrap_or_default(),
+                None,
+                include,
+            ),
+        }
     }
 }
 
@@ -149,11 +170,17 @@ pub async fn read_json(request: Request<Incoming>) -> Result<Value, ApiError> {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    // Typed kubectl clients send protobuf first; a 415 makes them fall back to JSON.
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    // kubectl's typed commands (`create deployment`, `create configmap`, ...) send protobuf.
+    if essence == protobuf::MEDIA_TYPE {
+        let bytes = read_body(request).await?;
+        return protobuf::decode(&bytes);
+    }
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: \
-             application/json, application/yaml (got {content_type})"
+             application/json, application/yaml, {} (got {content_type})",
+            protobuf::MEDIA_TYPE
         )));
     }
     let bytes = read_body(request).await?;
@@ -176,21 +203,7 @@ pub fn object_response(
     query: &Query,
     status: StatusCode,
 ) -> Response<Body> {
-    let value = match format {
-        Format::Json => object.to_json(),
-        Format::Metadata => table::partial_metadata(object),
-        Format::Table => table::table(
-            object.kind(),
-            std::slice::from_ref(object),
-            object
-                .meta()
-                .resource_version
-                .as_deref()
-                .unwrap_or_default(),
-            None,
-            IncludeObject::parse(query.get("includeObject")),
-        ),
-    };
+    let value = format.encode(object, IncludeObject::parse(query.get("includeObject")));
     body::json(status, &value)
 }
 

@@ -23,7 +23,7 @@ use super::query::{Filter, Query};
 use super::resource::Format;
 use super::routes::ResourcePath;
 use super::status::ApiError;
-use super::table::{self, IncludeObject};
+use super::table::IncludeObject;
 use crate::error::Error;
 use crate::object::{Kind, Object, ObjectKey};
 use crate::store::{EventType, WatchEvent};
@@ -137,21 +137,8 @@ impl Scope {
     }
 
     fn encode(&self, event_type: &str, object: &Object) -> Bytes {
-        let encoded = match self.format {
-            Format::Json => object.to_json(),
-            Format::Metadata => table::partial_metadata(object),
-            Format::Table => table::table(
-                self.kind,
-                std::slice::from_ref(object),
-                object
-                    .meta()
-                    .resource_version
-                    .as_deref()
-                    .unwrap_or_default(),
-                None,
-                self.include,
-            ),
-        };
+        // `covers` has checked the object is of `self.kind`.
+        let encoded = self.format.encode(object, self.include);
         line(&json!({"type": event_type, "object": encoded}))
     }
 }

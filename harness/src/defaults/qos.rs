@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use crate::validate::parse_quantity;
+
 /// The resources QoS looks at.
 const RESOURCES: [&str; 2] = ["cpu", "memory"];
 
@@ -56,40 +58,7 @@ pub fn class(spec: &PodSpec) -> &'static str {
 /// A quantity's value (`100m`, `64Mi`, `1.5`, `2e3`); an unparsable one counts as 0 (validation
 /// rejects it anyway).
 fn value(text: &str) -> f64 {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let Ok(number) = number.parse::<f64>() else {
-        return 0.0;
-    };
-    let scale = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024f64,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exponent => match exponent
-            .strip_prefix(['e', 'E'])
-            .and_then(|e| e.parse::<i32>().ok())
-        {
-            Some(e) => 10f64.powi(e),
-            None => return 0.0,
-        },
-    };
-    number * scale
+    parse_quantity(text).unwrap_or(0.0)
 }
 
 #[cfg(test)]

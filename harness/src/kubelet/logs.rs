@@ -4,12 +4,13 @@
 //! Output is kept as timestamped lines (for `--timestamps` and `--since`) in a ring bounded by
 //! bytes, like the kubelet's rotated log files: old lines fall off, the process never blocks on
 //! its pipe. Followers get the lines already kept and then every new one, with no gap between
-//! the two, until the instance ends.
+//! the two, until the instance ends. The runtimes fill it with [`pump`], one per output stream.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{broadcast, watch};
 
 /// Default cap of one instance's kept output.
@@ -182,6 +183,20 @@ impl LineSplitter {
             log.push(std::mem::take(&mut self.partial));
         }
     }
+}
+
+/// Copies a container's output stream (a process's pipe, a followed Docker stream) into `log`,
+/// line by line, until it ends or fails.
+pub async fn pump(mut stream: impl AsyncRead + Unpin, log: Arc<ContainerLog>) {
+    let mut splitter = LineSplitter::default();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => splitter.feed(&buf[..n], &log),
+        }
+    }
+    splitter.finish(&log);
 }
 
 #[cfg(test)]

@@ -256,16 +256,22 @@ pub async fn run(action: &Action, exec: &Exec, timeout: Duration) -> Result<(), 
 /// Go's wording for connection errors, which probe messages carry.
 /// How a refused connection ends a probe's message, as Go's dialer words it.
 const REFUSED: &str = "connect: connection refused";
+/// How a reset connection ends a probe's message.
+const RESET: &str = "read: connection reset by peer";
 
-/// Whether a probe failed because nothing listened on its port (yet).
-pub fn refused(message: &str) -> bool {
+/// Whether a network probe got no answer at all (a closed port, a reset, no reply in time), as
+/// a program that is still starting gives, rather than a bad answer (an HTTP status).
+pub fn unanswered(message: &str) -> bool {
     message.ends_with(REFUSED)
+        || message.ends_with(RESET)
+        || message.ends_with(": i/o timeout")
+        || message.ends_with("(Client.Timeout exceeded while awaiting headers)")
 }
 
 fn dial_error(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => REFUSED.to_owned(),
-        std::io::ErrorKind::ConnectionReset => "read: connection reset by peer".to_owned(),
+        std::io::ErrorKind::ConnectionReset => RESET.to_owned(),
         _ => {
             let text = e.to_string();
             let text = text.split(" (os error").next().unwrap_or(&text);
@@ -429,6 +435,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err, format!("dial tcp {addr}: connect: connection refused"));
+        assert!(unanswered(&err));
         let http = Action::Http {
             addr,
             host: addr.to_string(),
@@ -462,6 +469,7 @@ mod tests {
         };
         let err = run(&http, &exec, Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(err, "HTTP probe failed with statuscode: 503");
+        assert!(!unanswered(&err), "a bad answer is an answer");
         let err = run(
             &Action::Exec(vec!["true".into()]),
             &exec,

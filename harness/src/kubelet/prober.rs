@@ -7,9 +7,10 @@
 //! The first probe goes out as soon as the runtime reports the start, usually a few
 //! milliseconds before the program listens. Upstream's first probe comes later (after PLEG's
 //! relist sees the running container), so it rarely meets a closed port. To keep that
-//! behaviour without the delay, a first probe refused by a closed port is retried after a short
-//! pause (5 ms, doubling to 100 ms) for up to one period, neither counted nor reported; any other
-//! failure, and every later probe, counts as upstream's would.
+//! behaviour without the delay, a first network probe that gets no answer (a closed port, a
+//! reset, a timeout while the program sets up) is retried after a short pause (5 ms, doubling to
+//! 100 ms) for up to one period, neither counted nor reported; a bad answer (an HTTP status, an
+//! exec probe's exit code), and every later probe, counts as upstream's would.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,7 +100,7 @@ impl Prober {
         }
     }
 
-    /// One probe, or `None` once cancelled. A `first` probe refused by a closed port is retried
+    /// One probe, or `None` once cancelled. A `first` probe that got no answer is retried
     /// (see the module documentation) until it gets another answer or one period has passed.
     async fn probe(&self, first: bool) -> Option<Result<(), String>> {
         let mut pause = Duration::from_millis(5);
@@ -109,9 +110,10 @@ impl Prober {
                 result = probe::run(&self.action, &self.exec, self.timing.timeout) => result,
             };
             let settling = first
+                && !matches!(self.action, Action::Exec(_))
                 && result
                     .as_ref()
-                    .is_err_and(|message| probe::refused(message))
+                    .is_err_and(|message| probe::unanswered(message))
                 && self.since.elapsed() + pause < self.timing.period;
             if !settling {
                 return Some(result);

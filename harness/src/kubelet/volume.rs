@@ -170,31 +170,15 @@ pub fn payload(
 ) -> Result<Payload, String> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut out = Payload::new();
-    if let Some(source) = &volume.config_map {
-        let mode = mode_of(source.default_mode);
-        let cm = sources.config_map(namespace, &source.name);
-        let optional = source.optional == Some(true);
-        config_map_files(
-            cm,
-            &source.name,
-            source.items.as_deref(),
-            mode,
-            optional,
-            &mut out,
-        )?;
-    } else if let Some(source) = &volume.secret {
-        let mode = mode_of(source.default_mode);
-        let name = source.secret_name.clone().unwrap_or_default();
-        let secret = sources.secret(namespace, &name);
-        let optional = source.optional == Some(true);
-        secret_files(
-            secret,
-            &name,
-            source.items.as_deref(),
-            mode,
-            optional,
-            &mut out,
-        )?;
+    if let Some(s) = &volume.config_map {
+        let source = Keyed::config_map(&s.name, s.items.as_deref(), s.optional);
+        let mode = mode_of(s.default_mode);
+        source.files(source.keys(sources, namespace), mode, &mut out)?;
+    } else if let Some(s) = &volume.secret {
+        let name = s.secret_name.as_deref().unwrap_or_default();
+        let source = Keyed::secret(name, s.items.as_deref(), s.optional);
+        let mode = mode_of(s.default_mode);
+        source.files(source.keys(sources, namespace), mode, &mut out)?;
     } else if let Some(source) = &volume.downward_api {
         let mode = mode_of(source.default_mode);
         downward_files(source.items.as_deref(), pod, facts, mode, &mut out)?;
@@ -202,20 +186,11 @@ pub fn payload(
         let mode = mode_of(projected.default_mode);
         for source in projected.sources.iter().flatten() {
             if let Some(s) = &source.config_map {
-                let cm = sources.config_map(namespace, &s.name);
-                let optional = s.optional == Some(true);
-                config_map_files(cm, &s.name, s.items.as_deref(), mode, optional, &mut out)?;
+                let source = Keyed::config_map(&s.name, s.items.as_deref(), s.optional);
+                source.files(source.keys(sources, namespace), mode, &mut out)?;
             } else if let Some(s) = &source.secret {
-                let secret = sources.secret(namespace, &s.name);
-                let optional = s.optional == Some(true);
-                secret_files(
-                    secret,
-                    &s.name,
-                    s.items.as_deref(),
-                    mode,
-                    optional,
-                    &mut out,
-                )?;
+                let source = Keyed::secret(&s.name, s.items.as_deref(), s.optional);
+                source.files(source.keys(sources, namespace), mode, &mut out)?;
             } else if let Some(s) = &source.downward_api {
                 downward_files(s.items.as_deref(), pod, facts, mode, &mut out)?;
             }
@@ -231,107 +206,127 @@ fn mode_of(mode: Option<i32>) -> u32 {
     mode.map_or(DEFAULT_MODE, |m| (m as u32) & 0o7777)
 }
 
-fn keyed_files(
-    data: BTreeMap<String, Vec<u8>>,
-    items: Option<&[KeyToPath]>,
-    mode: u32,
+/// A ConfigMap or Secret whose keys a volume (or a projected volume's source) projects as
+/// files. The two work alike but for where the keys are and how upstream words a missing
+/// object or key.
+#[derive(Clone, Copy, Debug)]
+struct Keyed<'a> {
+    secret: bool,
+    name: &'a str,
+    /// The keys to project, each at its path; all of them, at their own names, when `None`.
+    items: Option<&'a [KeyToPath]>,
+    /// A missing object or key is no error.
     optional: bool,
-    missing: impl Fn(&str) -> String,
-    out: &mut Payload,
-) -> Result<(), String> {
-    match items.filter(|i| !i.is_empty()) {
-        None => {
-            for (key, bytes) in data {
-                out.insert(key, FileData { bytes, mode });
-            }
+}
+
+impl<'a> Keyed<'a> {
+    fn config_map(name: &'a str, items: Option<&'a [KeyToPath]>, optional: Option<bool>) -> Self {
+        Keyed {
+            secret: false,
+            name,
+            items,
+            optional: optional == Some(true),
         }
-        Some(items) => {
-            for item in items {
-                match data.get(&item.key) {
-                    Some(bytes) => {
-                        out.insert(
-                            item.path.clone(),
-                            FileData {
-                                bytes: bytes.clone(),
-                                mode: item.mode.map_or(mode, |m| (m as u32) & 0o7777),
-                            },
-                        );
+    }
+
+    fn secret(name: &'a str, items: Option<&'a [KeyToPath]>, optional: Option<bool>) -> Self {
+        Keyed {
+            secret: true,
+            ..Keyed::config_map(name, items, optional)
+        }
+    }
+
+    /// The object's keys as bytes (a ConfigMap's `binaryData` included, a Secret's
+    /// `stringData` included and winning); `None` when the object does not exist.
+    fn keys(&self, sources: &impl Sources, namespace: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        if self.secret {
+            sources.secret(namespace, self.name).map(secret_keys)
+        } else {
+            sources
+                .config_map(namespace, self.name)
+                .map(config_map_keys)
+        }
+    }
+
+    /// Adds the files to `out`, from `keys` as [`Keyed::keys`] found them.
+    fn files(
+        &self,
+        keys: Option<BTreeMap<String, Vec<u8>>>,
+        mode: u32,
+        out: &mut Payload,
+    ) -> Result<(), String> {
+        let kind = if self.secret { "secret" } else { "configmap" };
+        let Some(data) = keys else {
+            return if self.optional {
+                Ok(())
+            } else {
+                Err(format!("{kind} \"{}\" not found", self.name))
+            };
+        };
+        match self.items.filter(|i| !i.is_empty()) {
+            None => {
+                for (key, bytes) in data {
+                    out.insert(key, FileData { bytes, mode });
+                }
+            }
+            Some(items) => {
+                for item in items {
+                    match data.get(&item.key) {
+                        Some(bytes) => {
+                            out.insert(
+                                item.path.clone(),
+                                FileData {
+                                    bytes: bytes.clone(),
+                                    mode: item.mode.map_or(mode, |m| (m as u32) & 0o7777),
+                                },
+                            );
+                        }
+                        None if self.optional => {}
+                        None if self.secret => {
+                            return Err(format!(
+                                "references non-existent secret key: {}",
+                                item.key
+                            ));
+                        }
+                        None => {
+                            return Err(format!(
+                                "configmap references non-existent config key: {}",
+                                item.key
+                            ));
+                        }
                     }
-                    None if optional => {}
-                    None => return Err(missing(&item.key)),
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
-fn config_map_files(
-    cm: Option<ConfigMap>,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    mode: u32,
-    optional: bool,
-    out: &mut Payload,
-) -> Result<(), String> {
-    let Some(cm) = cm else {
-        return if optional {
-            Ok(())
-        } else {
-            Err(format!("configmap \"{name}\" not found"))
-        };
-    };
-    let mut data: BTreeMap<String, Vec<u8>> = cm
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.into_bytes()))
-        .collect();
-    for (k, v) in cm.binary_data.unwrap_or_default() {
-        data.insert(k, v.0);
-    }
-    keyed_files(
-        data,
-        items,
-        mode,
-        optional,
-        |key| format!("configmap references non-existent config key: {key}"),
-        out,
-    )
+/// A ConfigMap's keys as bytes, `binaryData` included.
+fn config_map_keys(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let data = cm.data.unwrap_or_default().into_iter();
+    let mut keys: BTreeMap<String, Vec<u8>> = data.map(|(k, v)| (k, v.into_bytes())).collect();
+    keys.extend(
+        cm.binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0)),
+    );
+    keys
 }
 
-fn secret_files(
-    secret: Option<Secret>,
-    name: &str,
-    items: Option<&[KeyToPath]>,
-    mode: u32,
-    optional: bool,
-    out: &mut Payload,
-) -> Result<(), String> {
-    let Some(secret) = secret else {
-        return if optional {
-            Ok(())
-        } else {
-            Err(format!("secret \"{name}\" not found"))
-        };
-    };
-    let mut data: BTreeMap<String, Vec<u8>> = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
-    for (k, v) in secret.string_data.unwrap_or_default() {
-        data.insert(k, v.into_bytes());
-    }
-    keyed_files(
-        data,
-        items,
-        mode,
-        optional,
-        |key| format!("references non-existent secret key: {key}"),
-        out,
-    )
+/// A Secret's keys as bytes, `stringData` included (and winning, as on the API server).
+fn secret_keys(secret: Secret) -> BTreeMap<String, Vec<u8>> {
+    let data = secret.data.unwrap_or_default().into_iter();
+    let mut keys: BTreeMap<String, Vec<u8>> = data.map(|(k, v)| (k, v.0)).collect();
+    keys.extend(
+        secret
+            .string_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes())),
+    );
+    keys
 }
 
 fn downward_files(
@@ -589,7 +584,9 @@ mod tests {
             mode: Some(0o400),
         }];
         let mut out = Payload::new();
-        config_map_files(Some(cm.clone()), "cm", Some(&items), 0o644, false, &mut out).unwrap();
+        let source = Keyed::config_map("cm", Some(&items), None);
+        let keys = Some(config_map_keys(cm.clone()));
+        source.files(keys, 0o644, &mut out).unwrap();
         assert_eq!(out.keys().collect::<Vec<_>>(), ["dir/a.txt"]);
         assert_eq!(out["dir/a.txt"].mode, 0o400);
         let missing = [KeyToPath {
@@ -597,14 +594,21 @@ mod tests {
             path: "zz".into(),
             mode: None,
         }];
-        let err = config_map_files(Some(cm), "cm", Some(&missing), 0o644, false, &mut out);
+        let source = Keyed::config_map("cm", Some(&missing), None);
+        let err = source.files(Some(config_map_keys(cm)), 0o644, &mut out);
         assert_eq!(
             err.unwrap_err(),
             "configmap references non-existent config key: zz"
         );
-        let err = config_map_files(None, "cm", None, 0o644, false, &mut out);
+        let err = Keyed::config_map("cm", None, None).files(None, 0o644, &mut out);
         assert_eq!(err.unwrap_err(), "configmap \"cm\" not found");
-        assert!(config_map_files(None, "cm", None, 0o644, true, &mut out).is_ok());
+        let optional = Keyed::config_map("cm", None, Some(true));
+        assert!(optional.files(None, 0o644, &mut out).is_ok());
+        let secret = Keyed::secret("s", Some(&missing), None);
+        let err = secret.files(None, 0o644, &mut out);
+        assert_eq!(err.unwrap_err(), "secret \"s\" not found");
+        let err = secret.files(Some(BTreeMap::new()), 0o644, &mut out);
+        assert_eq!(err.unwrap_err(), "references non-existent secret key: zz");
         let e = MountError {
             volume: "config".into(),
             message: "configmap \"cm\" not found".into(),

@@ -5,7 +5,7 @@
 //! Signals go to the whole process group, as a container runtime signals the whole container.
 //! After the main process exits the group gets a SIGKILL, so nothing it started outlives it.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -13,7 +13,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::mounts::{self, MountPlan};
 use super::namespace::{self, ChildSetup, Ns, Support};
 use super::{ContainerConfig, ExecOutput, Exit};
-use crate::kubelet::logs::{ContainerLog, LineSplitter};
+use crate::kubelet::logs::{ContainerLog, pump};
 use crate::runtime::catalog::HOSTBOT;
 
 /// The PATH a container gets when its environment has none (an image's usual one).
@@ -100,20 +100,7 @@ impl ProcessRuntime {
         let setup = prepare(&plan, config, ns)
             .map_err(|e| format!("failed to prepare the container's mounts: {e}"))?;
 
-        let mut command = Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .env_clear()
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if !config.env.iter().any(|(k, _)| k == "PATH") {
-            command.env("PATH", DEFAULT_PATH);
-        }
+        let mut command = command(&argv, &config.env);
         setup.install(&mut command);
         let mut child = super::spawner::spawn(command)
             .await
@@ -147,6 +134,27 @@ fn prepare(plan: &MountPlan, config: &ContainerConfig, ns: Option<Ns>) -> io::Re
     ChildSetup::container(ns, plan, &config.hostname, config.working_dir.as_deref())
 }
 
+/// The command for a container's process or an exec in it: `argv` (not empty) with exactly the
+/// container's environment (and [`DEFAULT_PATH`] unless it sets `PATH`), in `/`, in a process
+/// group of its own, with stdin closed and stdout and stderr piped.
+fn command<S: AsRef<OsStr>>(argv: &[S], env: &[(String, String)]) -> Command {
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        command.env("PATH", DEFAULT_PATH);
+    }
+    command
+}
+
 /// Upstream-like wording for a process that cannot start.
 fn start_error(program: &OsString, err: &io::Error) -> String {
     let program = program.to_string_lossy();
@@ -159,19 +167,6 @@ fn start_error(program: &OsString, err: &io::Error) -> String {
         }
         _ => format!("failed to start container process {program}: {err}"),
     }
-}
-
-/// Copies a pipe into the log, line by line.
-async fn pump(mut pipe: impl AsyncRead + Unpin, log: Arc<ContainerLog>) {
-    let mut splitter = LineSplitter::default();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => splitter.feed(&buf[..n], &log),
-        }
-    }
-    splitter.finish(&log);
 }
 
 fn exit_of(status: io::Result<ExitStatus>) -> Exit {
@@ -241,20 +236,7 @@ impl ProcessExec {
             }
         }
         let join = files.iter().map(|(f, k)| (f.as_raw_fd(), *k)).collect();
-        let mut command = Command::new(program);
-        command
-            .args(&argv[1..])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if !self.env.iter().any(|(k, _)| k == "PATH") {
-            command.env("PATH", DEFAULT_PATH);
-        }
+        let mut command = command(argv, &self.env);
         ChildSetup::joining(join).install(&mut command);
         let mut child = super::spawner::spawn(command)
             .await

@@ -16,8 +16,7 @@ use super::super::strict::{self, Validation};
 use super::{Format, PATCH_ATTEMPTS, get, object_response, with_warnings};
 use crate::error::Error;
 use crate::object::{Kind, Object};
-use crate::store::{DeleteOptions, Propagation};
-use crate::{defaults, validate};
+use crate::store::{self, DeleteOptions, Propagation};
 
 /// Checks the body's namespace against the URL's and fills it in.
 fn place(target: &ResourcePath, value: &mut Value) -> Result<(), ApiError> {
@@ -47,16 +46,26 @@ fn place(target: &ResourcePath, value: &mut Value) -> Result<(), ApiError> {
     }
 }
 
+/// The body of a create or replace as an object, with the warnings of field validation: its
+/// kind and namespace checked against the URL, decoded as the request's `fieldValidation` says.
+fn decode(
+    target: &ResourcePath,
+    query: &Query,
+    mut value: Value,
+) -> Result<(Object, Vec<String>), ApiError> {
+    strict::check_type_meta(target.kind, &value)?;
+    place(target, &mut value)?;
+    let validation = Validation::parse(query.get("fieldValidation"))?;
+    strict::decode(target.kind, value, validation)
+}
+
 pub fn create(
     context: &Context,
     target: &ResourcePath,
     query: &Query,
-    mut value: Value,
+    value: Value,
 ) -> Result<Response<Body>, ApiError> {
-    strict::check_type_meta(target.kind, &value)?;
-    place(target, &mut value)?;
-    let validation = Validation::parse(query.get("fieldValidation"))?;
-    let (object, warnings) = strict::decode(target.kind, value, validation)?;
+    let (object, warnings) = decode(target, query, value)?;
     let stored = if query.dry_run() {
         dry_run_create(context, object)?
     } else {
@@ -74,22 +83,8 @@ fn dry_run_create(context: &Context, mut object: Object) -> Result<Object, ApiEr
     if !object.name().is_empty() && context.store.get(&key).is_some() {
         return Err(Error::AlreadyExists(key).into());
     }
-    defaults::apply(&mut object);
-    check(&object, None)?;
+    store::admit(&mut object, None)?;
     Ok(object)
-}
-
-fn check(object: &Object, old: Option<&Object>) -> Result<(), ApiError> {
-    let causes = validate::validate(object, old);
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid {
-            key: object.key(),
-            causes,
-        }
-        .into())
-    }
 }
 
 /// Whether the kind has a `/status` subresource, so that main-resource writes keep its status.
@@ -128,12 +123,9 @@ pub fn replace(
     target: &ResourcePath,
     name: &str,
     query: &Query,
-    mut value: Value,
+    value: Value,
 ) -> Result<Response<Body>, ApiError> {
-    strict::check_type_meta(target.kind, &value)?;
-    place(target, &mut value)?;
-    let validation = Validation::parse(query.get("fieldValidation"))?;
-    let (mut object, warnings) = strict::decode(target.kind, value, validation)?;
+    let (mut object, warnings) = decode(target, query, value)?;
     check_name(name, &object)?;
     let current = get(context, target, name)?;
     if has_status(target.kind) {
@@ -169,8 +161,7 @@ pub fn write(
         new.generation = old.generation;
         new.resource_version = old.resource_version;
     }
-    defaults::apply(&mut object);
-    check(&object, Some(current))?;
+    store::admit(&mut object, Some(current))?;
     Ok(object)
 }
 

@@ -17,12 +17,11 @@ use testcontainers::bollard::query_parameters::{
     KillContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use testcontainers::{ContainerAsync, GenericImage};
-use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::kubelet::logs::{ContainerLog, LineSplitter};
+use crate::kubelet::logs::{ContainerLog, pump};
 use crate::runtime::{ExecOutput, Exit};
 
 /// How much of an exec's output is kept (as the process runtime: upstream keeps 10 KiB).
@@ -205,19 +204,6 @@ fn exit_of(code: i64) -> Exit {
         code: i32::try_from(code).unwrap_or(255),
         signal: None,
     }
-}
-
-/// Copies a followed output stream into the log, line by line.
-async fn pump(mut stream: impl AsyncRead + Unpin, log: Arc<ContainerLog>) {
-    let mut splitter = LineSplitter::default();
-    let mut buf = vec![0u8; 8192];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => splitter.feed(&buf[..n], &log),
-        }
-    }
-    splitter.finish(&log);
 }
 
 impl DockerKiller {

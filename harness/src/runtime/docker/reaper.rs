@@ -18,6 +18,8 @@ use std::sync::Once;
 use std::time::Duration;
 
 use testcontainers::bollard::Docker;
+use testcontainers::bollard::errors::Error as DockerError;
+use testcontainers::bollard::models::ContainerSummary;
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -96,16 +98,22 @@ fn pid_namespace() -> String {
         .unwrap_or_default()
 }
 
+/// Every container, running or not, that matches `label` (`key` or `key=value`).
+async fn list_labelled(
+    docker: &Docker,
+    label: String,
+) -> Result<Vec<ContainerSummary>, DockerError> {
+    let filter = HashMap::from([("label".to_owned(), vec![label])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filter)
+        .build();
+    docker.list_containers(Some(options)).await
+}
+
 /// Force-removes every container (running or not) with label `key=value`; returns how many.
 pub async fn remove_labelled(docker: &Docker, key: &str, value: &str) -> Result<usize, String> {
-    let filter = HashMap::from([("label".to_owned(), vec![format!("{key}={value}")])]);
-    let found = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
+    let found = list_labelled(docker, format!("{key}={value}"))
         .await
         .map_err(|e| format!("cannot list containers labelled {key}={value}: {e}"))?;
     let mut removed = 0;
@@ -127,9 +135,8 @@ pub async fn remove(docker: &Docker, id: &str) -> bool {
         .build();
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => true,
-        Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
         }) => false,
         Err(e) => {
             tracing::warn!(container = %id, "cannot remove container: {e}");
@@ -145,14 +152,7 @@ pub async fn remove_instance(docker: &Docker, instance: &str) -> Result<usize, S
 
 /// Removes the containers of harnesses that were killed (see the module docs).
 pub async fn remove_leftovers(docker: &Docker) -> Result<usize, String> {
-    let filter = HashMap::from([("label".to_owned(), vec![INSTANCE.to_owned()])]);
-    let found = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
+    let found = list_labelled(docker, INSTANCE.to_owned())
         .await
         .map_err(|e| format!("cannot list harness containers: {e}"))?;
     let mut removed = 0;
