@@ -10,6 +10,8 @@
 # same run mean something; absolute numbers move between runs and machines.
 #
 # Usage: bench/hostbot.sh     (DURATION=5s ROUNDS=3 CONNECTIONS=64 THREADS=2 to change)
+#        BASELINE=path/to/other/hostbot bench/hostbot.sh   adds that binary (e.g. a build of the
+#        previous commit) as "baseline", interleaved with the others, for an A/B comparison.
 # Needs: wrk, nginx (Debian: apt-get install wrk nginx-light), python3 with venv; installs
 # bottle from PyPI into target/bench-venv.
 set -euo pipefail
@@ -19,6 +21,8 @@ DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
+BASELINE=${BASELINE:-}
+SERVERS=(nginx hostbot python)
 
 for tool in wrk nginx python3 cargo; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install wrk nginx-light)" >&2; exit 1; }
@@ -63,6 +67,13 @@ HB_PORT=$(free_port)
 HOST=127.0.0.1 PORT=$HB_PORT CONFIG_DIR= DRAIN_DELAY=0 RUST_LOG=warn "$HOSTBOT" >"$TMP/hostbot.log" 2>&1 &
 HB_PID=$!
 PIDS+=("$HB_PID")
+if [ -n "$BASELINE" ]; then
+    BL_PORT=$(free_port)
+    HOST=127.0.0.1 PORT=$BL_PORT CONFIG_DIR= DRAIN_DELAY=0 RUST_LOG=warn "$BASELINE" >"$TMP/baseline.log" 2>&1 &
+    BL_PID=$!
+    PIDS+=("$BL_PID")
+    SERVERS=(nginx hostbot baseline python)
+fi
 
 # nginx: the same body hostbot sends (with a fixed time), one worker per core, no access log.
 NGINX_PORT=$(free_port)
@@ -102,6 +113,7 @@ PY_PID=$!
 PIDS+=("$PY_PID")
 
 wait_http "http://127.0.0.1:$HB_PORT/readyz"
+[ -z "$BASELINE" ] || wait_http "http://127.0.0.1:$BL_PORT/readyz"
 wait_http "http://127.0.0.1:$NGINX_PORT/"
 wait_http "http://127.0.0.1:$PY_PORT/"
 sleep 1 # let hostbot settle before reading its idle RSS
@@ -123,6 +135,10 @@ URL[python]="http://127.0.0.1:$PY_PORT/"
 PIDS_OF[nginx]=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
 PIDS_OF[hostbot]=$HB_PID
 PIDS_OF[python]=$PY_PID
+if [ -n "$BASELINE" ]; then
+    URL[baseline]="http://127.0.0.1:$BL_PORT/"
+    PIDS_OF[baseline]=$BL_PID
+fi
 
 # wrk_run NAME MODE -> prints "req/s p99_ms errors cpu_us_per_request"
 wrk_run() {
@@ -155,7 +171,7 @@ wrk_run() {
 declare -A SAMPLES
 for round in $(seq 1 "$ROUNDS"); do
     for mode in keepalive close; do
-        for name in nginx hostbot python; do
+        for name in "${SERVERS[@]}"; do
             echo "== round $round: $name ($mode)" >&2
             SAMPLES[$name-$mode]+="$(wrk_run "$name" "$mode");"
         done
@@ -186,7 +202,7 @@ echo "| mode | server | req/s | p99 ms | errors | CPU µs/request | req/s vs ngi
 echo "|------|--------|------:|-------:|-------:|---------------:|---------------:|-------------:|-------------:|"
 for mode in keepalive close; do
     label=$([ "$mode" = keepalive ] && echo "keep-alive" || echo "new connection per request")
-    for name in nginx hostbot python; do
+    for name in "${SERVERS[@]}"; do
         k=$name-$mode n=nginx-$mode
         echo "| $label | $name | ${RPS[$k]} | ${P99[$k]} | ${ERR[$k]} | ${CPU[$k]} | $(ratio "${RPS[$k]}" "${RPS[$n]}")x | $(ratio "${P99[$k]}" "${P99[$n]}")x | $(ratio "${CPU[$k]}" "${CPU[$n]}")x |"
     done
@@ -194,3 +210,4 @@ done
 echo
 echo "hostbot RSS: idle after start ${RSS_IDLE} kB, idle after the load ${RSS_AFTER} kB"
 echo "hostbot binary: $(stat -c %s "$HOSTBOT") bytes"
+[ -z "$BASELINE" ] || echo "baseline: $BASELINE"

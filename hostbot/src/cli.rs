@@ -1,5 +1,6 @@
-//! The command line: flags and environment variables ([`Args`]), logging, the runtime, binding,
-//! signals and exit codes, all in [`main_with_args`].
+//! The command line: flags and environment variables ([`Args`]), logging, the runtimes (a
+//! current-thread one on the main thread and the thread-per-core `workers`), binding, signals
+//! and exit codes, all in [`main_with_args`].
 //!
 //! This is the only place that reads the environment, installs a global tracing subscriber or
 //! touches signals; everything below it takes a [`Config`]. `main_with_args` takes its arguments
@@ -16,14 +17,17 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, parse_duration, system_hostname};
 use crate::error::Error;
 use crate::faults::Faults;
+use crate::healthcheck;
+use crate::server::{self, Listeners};
 use crate::shutdown::Signals;
-use crate::{healthcheck, server};
+use crate::workers::Workers;
 
 const ABOUT: &str = "Answers every GET / with the server's time and hostname as JSON";
 
@@ -117,7 +121,8 @@ pub struct Args {
     #[arg(long, env = "ACCESS_LOG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub access_log: bool,
 
-    /// Runtime worker threads; 0 means one per available CPU (respecting cgroup limits).
+    /// Serving threads, each with its own event loop; 0 means one per available CPU (respecting
+    /// cgroup limits).
     #[arg(long, env = "WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
 
@@ -256,15 +261,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         return healthcheck_main(&args, url);
     }
     init_tracing(args.log_format);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if args.worker_threads > 0 {
-        runtime.worker_threads(args.worker_threads);
-    }
-    let result = match runtime.build() {
-        Ok(runtime) => runtime.block_on(serve(&args)),
-        Err(err) => Err(Error::Listener(err)),
-    };
+    let result = start_runtimes(args.worker_threads)
+        .and_then(|(control, workers)| control.block_on(serve(&args, &workers)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -277,13 +275,28 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-async fn serve(args: &Args) -> Result<(), Error> {
-    let listener = bind(&args.host, args.port).await?;
+/// The main thread's runtime (signals, the shutdown sequence, the reloader) and the serving
+/// threads: `threads` of them, or one per available CPU (cgroup limits included) if 0.
+fn start_runtimes(threads: usize) -> Result<(tokio::runtime::Runtime, Workers), Error> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Listener)?;
+    let workers = Workers::start(threads).map_err(Error::Listener)?;
+    Ok((control, workers))
+}
+
+async fn serve(args: &Args, workers: &Workers) -> Result<(), Error> {
+    let listeners = bind(&args.host, args.port, workers).await?;
     let signals = Signals::install().map_err(Error::Listener)?;
     let (graceful, force) = (CancellationToken::new(), CancellationToken::new());
     let forwarding = signals.forward(graceful.clone(), force.clone());
-    let mut run = pin!(server::run_with_force(
-        listener,
+    let mut run = pin!(server::run_on(
+        Listeners::PerRuntime(listeners),
         args.config(),
         graceful,
         force
@@ -295,8 +308,13 @@ async fn serve(args: &Args) -> Result<(), Error> {
     }
 }
 
-/// Binds `host:port`, turning the usual failures into advice that names the port.
-async fn bind(host: &str, port: u16) -> Result<TcpListener, Error> {
+/// Binds `host:port`, one listener per worker, turning the usual failures into advice that
+/// names the port.
+async fn bind(
+    host: &str,
+    port: u16,
+    workers: &Workers,
+) -> Result<Vec<(Handle, TcpListener)>, Error> {
     let addr: SocketAddr = match tokio::net::lookup_host((host, port)).await {
         Ok(mut addrs) => addrs.next(),
         Err(_) => None,
@@ -306,7 +324,7 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, Error> {
         advice: format!("cannot resolve {host:?}; set HOST to an address such as 0.0.0.0"),
         source: std::io::ErrorKind::NotFound.into(),
     })?;
-    TcpListener::bind(addr).await.map_err(|err| {
+    workers.bind(addr).map_err(|err| {
         let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
             .ok()
             .and_then(|text| text.trim().parse().ok());

@@ -17,7 +17,8 @@
 //! - `metrics`: request counters rendered in the Prometheus text format.
 //! - `shutdown`: turning SIGTERM/SIGINT into the graceful and forced cancellation tokens.
 //! - `healthcheck`: `hostbot --healthcheck`, the probe for images without curl.
-//! - `cli`: flags and environment variables, logging setup, binding, exit codes.
+//! - `workers`: the binary's thread-per-core serving threads, one current-thread runtime each.
+//! - `cli`: flags and environment variables, logging setup, runtimes, binding, exit codes.
 //! - `error`: [`Error`], and the exit code each failure maps to.
 //!
 //! [`CancellationToken`]: tokio_util::sync::CancellationToken
@@ -33,6 +34,7 @@ mod reload;
 mod routes;
 mod server;
 mod shutdown;
+mod workers;
 
 pub use cli::{Args, LogFormat, main_with_args};
 pub use config::{Config, parse_duration};

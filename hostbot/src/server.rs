@@ -3,6 +3,9 @@
 //! sequence. Everything shared lives in one [`Shared`] per instance; stop signals are atomic
 //! flags ([`Flag`]) because a cancellation token's `is_cancelled` takes a mutex.
 //!
+//! [`run`] serves on the caller's runtime; the command line uses [`run_on`] with
+//! [`Listeners::PerRuntime`] to serve on its thread-per-core workers instead (see `workers`).
+//!
 //! # Shutdown
 //!
 //! Cancelling the `shutdown` token (the command line does it on SIGTERM or SIGINT) starts the
@@ -46,6 +49,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -74,10 +78,47 @@ pub async fn run_with_force(
     shutdown: CancellationToken,
     force: CancellationToken,
 ) -> Result<(), Error> {
-    let addr = listener.local_addr().map_err(Error::Listener)?;
+    run_on(Listeners::Single(listener), config, shutdown, force).await
+}
+
+/// The listening sockets of an instance, and where each one's accept loop runs.
+pub(crate) enum Listeners {
+    /// One listener on the caller's runtime, with one accept loop per runtime worker so that
+    /// accepting is not a one-thread bottleneck when every request brings a new connection.
+    Single(TcpListener),
+    /// One listener per runtime, each registered with that runtime's reactor (the binary's
+    /// thread-per-core [`Workers`] and their `SO_REUSEPORT` sockets): each accept loop, and
+    /// every connection it accepts, stays on its runtime. The shutdown sequence and the
+    /// reloader run on the caller's runtime.
+    ///
+    /// [`Workers`]: crate::workers::Workers
+    PerRuntime(Vec<(Handle, TcpListener)>),
+}
+
+/// [`run_with_force`] on `listeners`.
+pub(crate) async fn run_on(
+    listeners: Listeners,
+    config: Config,
+    shutdown: CancellationToken,
+    force: CancellationToken,
+) -> Result<(), Error> {
+    let listeners = match listeners {
+        Listeners::Single(listener) => {
+            let workers = Handle::current().metrics().num_workers().max(1);
+            vec![(Handle::current(), Arc::new(listener)); workers]
+        }
+        Listeners::PerRuntime(listeners) => listeners
+            .into_iter()
+            .map(|(runtime, listener)| (runtime, Arc::new(listener)))
+            .collect(),
+    };
+    let Some((_, first)) = listeners.first() else {
+        return Err(Error::Listener(io::Error::other("no listener")));
+    };
+    let addr = first.local_addr().map_err(Error::Listener)?;
     let span = info_span!("hostbot", host = %config.hostname);
     Server::new(addr, config)
-        .serve(listener, shutdown, force)
+        .serve(listeners, shutdown, force)
         .instrument(span)
         .await
 }
@@ -165,9 +206,10 @@ impl Server {
         }
     }
 
+    /// Runs the instance with one accept loop per entry of `listeners`, each on its runtime.
     async fn serve(
         self,
-        listener: TcpListener,
+        listeners: Vec<(Handle, Arc<TcpListener>)>,
         shutdown: CancellationToken,
         force: CancellationToken,
     ) -> Result<(), Error> {
@@ -203,21 +245,10 @@ impl Server {
             return Err(self.crash("at start".to_owned()));
         }
 
-        // One accept loop per runtime worker, so that accepting is not a one-thread bottleneck
-        // when every request brings a new connection.
-        let listener = Arc::new(listener);
-        let workers = tokio::runtime::Handle::current()
-            .metrics()
-            .num_workers()
-            .max(1);
-        for _ in 0..workers {
-            self.acceptors.spawn(accept_loop(
-                Arc::clone(&listener),
-                Arc::clone(&self.shared),
-                self.tracker.clone(),
-            ));
+        for (runtime, listener) in listeners {
+            let accepting = accept_loop(listener, Arc::clone(&self.shared), self.tracker.clone());
+            self.acceptors.spawn_on(accepting, &runtime);
         }
-        drop(listener);
         self.acceptors.close();
 
         // Serving: until a shutdown request that is not ignored.
@@ -579,7 +610,65 @@ impl AsyncWrite for Tracked {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read as _, Write as _};
+
     use super::*;
+    use crate::workers::Workers;
+
+    /// One `GET /healthz` on `stream` with blocking I/O; the answer's status line.
+    fn blocking_get(stream: &mut std::net::TcpStream) -> String {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = [0; 512];
+        let read = stream.read(&mut answer).unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        answer.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[tokio::test]
+    async fn workers_serve_and_drain_then_every_listener_is_closed() {
+        let workers = Workers::start(2).unwrap();
+        let listeners = workers.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listeners[0].1.local_addr().unwrap();
+        let config = Config {
+            config_dir: None,
+            drain_delay: Duration::ZERO,
+            ..Config::default()
+        };
+        let shutdown = CancellationToken::new();
+        let run = run_on(
+            Listeners::PerRuntime(listeners),
+            config,
+            shutdown.clone(),
+            CancellationToken::new(),
+        );
+        let client = async {
+            // Blocking I/O on the test's single thread: only the workers can answer.
+            let connect = || {
+                let stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                stream
+            };
+            for _ in 0..8 {
+                assert_eq!(blocking_get(&mut connect()), "HTTP/1.1 200 OK");
+            }
+            let mut idle = connect();
+            assert_eq!(blocking_get(&mut idle), "HTTP/1.1 200 OK");
+            shutdown.cancel();
+            idle
+        };
+        // `join!` polls `run` first, which spawns the accept loops before the client blocks.
+        let (result, mut idle) = tokio::join!(run, client);
+        result.unwrap();
+        assert_eq!(idle.read(&mut [0; 16]).unwrap(), 0, "the drain closed it");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "no worker holds a listener open"
+        );
+    }
 
     const HEADER: Duration = Duration::from_secs(10);
     const IDLE: Duration = Duration::from_secs(75);
