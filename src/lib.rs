@@ -31,7 +31,9 @@ pub fn workspace_root() -> PathBuf {
 /// hands ephemeral ports to every `bind(0)` and outgoing `connect` on the machine, so a port
 /// found with `bind(0)` and released is often taken again within milliseconds on a busy CI
 /// machine. Ports here are only taken by someone asking for them by number. Each call in this
-/// process gets a different port.
+/// process gets a different port. A process that another thread forks at the moment the port
+/// is probed inherits the probe's socket until it execs, so the port may stay taken for a few
+/// milliseconds.
 pub fn free_port() -> anyhow::Result<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
@@ -273,7 +275,19 @@ mod tests {
         assert_ne!(first, second);
         for port in [first, second] {
             assert!((20_000..32_768).contains(&port), "{port}");
-            TcpListener::bind(("127.0.0.1", port)).unwrap();
+            // A process forked by another test thread while free_port held the listener keeps
+            // a copy of it until that process execs; the port is free once it has.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match TcpListener::bind(("127.0.0.1", port)) {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() < deadline => {
+                        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("port {port} is still taken after 5 s: {e}"),
+                }
+            }
         }
     }
 
