@@ -1270,7 +1270,10 @@ async fn forced_shutdown_skips_the_grace_period() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let log = f.kubelet.logs("default", "slow", "hostbot", false).unwrap();
     while !String::from_utf8_lossy(&log.bytes()).contains("ignoring the shutdown request") {
-        assert!(Instant::now() < deadline, "no SIGTERM reached the container");
+        assert!(
+            Instant::now() < deadline,
+            "no SIGTERM reached the container"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(

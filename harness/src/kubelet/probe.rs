@@ -226,7 +226,7 @@ fn tcp_action(tcp: &TCPSocketAction, container: &Container, pod_ip: IpAddr) -> A
 }
 
 /// Runs an action once. `Ok` is success; `Err` holds the failure message as events show it.
-pub async fn run(action: &Action, exec: &Exec, timeout: Duration) -> Result<(), String> {
+pub async fn run(action: &Action, exec: &Exec, timeout: Duration) -> Result<(), Failure> {
     match action {
         Action::Http {
             addr,
@@ -236,42 +236,62 @@ pub async fn run(action: &Action, exec: &Exec, timeout: Duration) -> Result<(), 
         } => http_get(*addr, host, path, headers, timeout).await,
         Action::Tcp(addr) => match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("dial tcp {addr}: {}", dial_error(&e))),
-            Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
+            Ok(Err(e)) => Err(Failure::unanswered(format!(
+                "dial tcp {addr}: {}",
+                dial_error(&e)
+            ))),
+            Err(_) => Err(Failure::unanswered(format!("dial tcp {addr}: i/o timeout"))),
         },
         Action::Exec(argv) => match exec.run(argv, timeout).await {
             Ok(out) if out.exit_code == 0 => Ok(()),
             // Upstream reports the command's output, even when there is none.
-            Ok(out) => Err(out.output),
-            Err(e) => Err(e),
+            Ok(out) => Err(Failure::answered(out.output)),
+            Err(e) => Err(Failure::answered(e)),
         },
         Action::Sleep(d) => {
             tokio::time::sleep(*d).await;
             Ok(())
         }
-        Action::Unsupported(why) => Err(why.clone()),
+        Action::Unsupported(why) => Err(Failure::answered(why.clone())),
+    }
+}
+
+/// Why a probe or hook failed: upstream's message, and whether the target answered at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// No answer (a closed port, a reset, no reply in time), as a program that is still
+    /// starting gives; `false` for a bad answer (an HTTP status, an exec probe's exit code).
+    pub unanswered: bool,
+}
+
+impl Failure {
+    fn unanswered(message: String) -> Failure {
+        Failure {
+            message,
+            unanswered: true,
+        }
+    }
+
+    fn answered(message: String) -> Failure {
+        Failure {
+            message,
+            unanswered: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
 /// Go's wording for connection errors, which probe messages carry.
-/// How a refused connection ends a probe's message, as Go's dialer words it.
-const REFUSED: &str = "connect: connection refused";
-/// How a reset connection ends a probe's message.
-const RESET: &str = "read: connection reset by peer";
-
-/// Whether a network probe got no answer at all (a closed port, a reset, no reply in time), as
-/// a program that is still starting gives, rather than a bad answer (an HTTP status).
-pub fn unanswered(message: &str) -> bool {
-    message.ends_with(REFUSED)
-        || message.ends_with(RESET)
-        || message.ends_with(": i/o timeout")
-        || message.ends_with("(Client.Timeout exceeded while awaiting headers)")
-}
-
 fn dial_error(e: &std::io::Error) -> String {
     match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => REFUSED.to_owned(),
-        std::io::ErrorKind::ConnectionReset => RESET.to_owned(),
+        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_owned(),
+        std::io::ErrorKind::ConnectionReset => "read: connection reset by peer".to_owned(),
         _ => {
             let text = e.to_string();
             let text = text.split(" (os error").next().unwrap_or(&text);
@@ -286,15 +306,16 @@ async fn http_get(
     path: &str,
     headers: &[(String, String)],
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let url = format!("http://{host}{path}");
+    let unanswered = |e: &dyn std::fmt::Display| Failure::unanswered(format!("Get {url:?}: {e}"));
     let attempt = async {
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("Get {url:?}: dial tcp {addr}: {}", dial_error(&e)))?;
+            .map_err(|e| unanswered(&format!("dial tcp {addr}: {}", dial_error(&e))))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("Get {url:?}: {e}"))?;
+            .map_err(|e| unanswered(&e))?;
         let mut request = hyper::Request::get(path)
             .header("User-Agent", "kube-probe/1.33")
             .header("Accept", "*/*")
@@ -309,19 +330,21 @@ async fn http_get(
         }
         let request = request
             .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("Get {url:?}: {e}"))?;
+            .map_err(|e| Failure::answered(format!("Get {url:?}: {e}")))?;
         let exchange = async {
             let response = sender
                 .send_request(request)
                 .await
-                .map_err(|e| format!("Get {url:?}: {e}"))?;
+                .map_err(|e| unanswered(&e))?;
             let status = response.status().as_u16();
             // Read the (small) body so the server sees a complete exchange.
             let _ = response.into_body().collect().await;
             if (200..400).contains(&status) {
                 Ok(())
             } else {
-                Err(format!("HTTP probe failed with statuscode: {status}"))
+                Err(Failure::answered(format!(
+                    "HTTP probe failed with statuscode: {status}"
+                )))
             }
         };
         // The connection is driven right here, beside the exchange: no extra task.
@@ -330,15 +353,15 @@ async fn http_get(
         tokio::select! {
             result = &mut exchange => result,
             closed = &mut connection => match closed {
-                Err(e) => Err(format!("Get {url:?}: {e}")),
+                Err(e) => Err(unanswered(&e)),
                 Ok(()) => exchange.await,
             },
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        Err(_) => Err(unanswered(
+            &"context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
         )),
     }
 }
@@ -434,8 +457,11 @@ mod tests {
         let err = run(&Action::Tcp(addr), &exec, Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert_eq!(err, format!("dial tcp {addr}: connect: connection refused"));
-        assert!(unanswered(&err));
+        assert_eq!(
+            err.message,
+            format!("dial tcp {addr}: connect: connection refused")
+        );
+        assert!(err.unanswered);
         let http = Action::Http {
             addr,
             host: addr.to_string(),
@@ -444,9 +470,10 @@ mod tests {
         };
         let err = run(&http, &exec, Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(
-            err,
+            err.message,
             format!("Get \"http://{addr}/healthz\": dial tcp {addr}: connect: connection refused")
         );
+        assert!(err.unanswered);
 
         // A server answering 503.
         let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -468,8 +495,8 @@ mod tests {
             headers: vec![],
         };
         let err = run(&http, &exec, Duration::from_secs(1)).await.unwrap_err();
-        assert_eq!(err, "HTTP probe failed with statuscode: 503");
-        assert!(!unanswered(&err), "a bad answer is an answer");
+        assert_eq!(err.message, "HTTP probe failed with statuscode: 503");
+        assert!(!err.unanswered, "a bad answer is an answer");
         let err = run(
             &Action::Exec(vec!["true".into()]),
             &exec,
@@ -477,6 +504,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(err.contains("not supported"), "{err}");
+        assert!(err.message.contains("not supported"), "{err}");
+        assert!(!err.unanswered);
     }
 }

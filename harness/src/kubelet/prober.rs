@@ -102,7 +102,7 @@ impl Prober {
 
     /// One probe, or `None` once cancelled. A `first` probe that got no answer is retried
     /// (see the module documentation) until it gets another answer or one period has passed.
-    async fn probe(&self, first: bool) -> Option<Result<(), String>> {
+    async fn probe(&self, first: bool) -> Option<Result<(), probe::Failure>> {
         let mut pause = Duration::from_millis(5);
         loop {
             let result = tokio::select! {
@@ -110,10 +110,7 @@ impl Prober {
                 result = probe::run(&self.action, &self.exec, self.timing.timeout) => result,
             };
             let settling = first
-                && !matches!(self.action, Action::Exec(_))
-                && result
-                    .as_ref()
-                    .is_err_and(|message| probe::unanswered(message))
+                && result.as_ref().is_err_and(|failure| failure.unanswered)
                 && self.since.elapsed() + pause < self.timing.period;
             if !settling {
                 return Some(result);

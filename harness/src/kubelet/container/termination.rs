@@ -97,7 +97,7 @@ impl Runner {
                     result = &mut hook => {
                         let error = match result {
                             Ok(Ok(())) => None,
-                            Ok(Err(e)) => Some(e),
+                            Ok(Err(failure)) => Some(failure.message),
                             Err(_) => Some(format!("timed out after {}", go_duration(budget))),
                         };
                         if let Some(error) = error {
