@@ -87,8 +87,8 @@ struct Inner {
     objects: BTreeMap<ObjectKey, Object>,
     resource_version: u64,
     history: VecDeque<WatchEvent>,
-    event_count: usize,
-    /// Events by resourceVersion, oldest first, so that the oldest is found without a scan.
+    /// Every stored Event by resourceVersion, oldest first: their count, and the oldest without
+    /// a scan.
     event_order: std::collections::BTreeSet<(u64, ObjectKey)>,
 }
 
@@ -209,11 +209,8 @@ impl Store {
         ) {
             meta.generation = Some(1);
         }
-        if key.kind == Kind::Event {
-            inner.event_count += 1;
-            if inner.event_count > MAX_EVENTS {
-                self.drop_oldest_event(&mut inner);
-            }
+        if key.kind == Kind::Event && inner.event_order.len() >= MAX_EVENTS {
+            self.drop_oldest_event(&mut inner);
         }
         Ok(self.commit(&mut inner, EventType::Added, object))
     }
@@ -331,11 +328,10 @@ impl Store {
             }
         }
         let removed_object = inner.objects.remove(key);
-        if key.kind == Kind::Event {
-            inner.event_count = inner.event_count.saturating_sub(1);
-            if let Some(rv) = removed_object.as_ref().and_then(rv_of) {
-                inner.event_order.remove(&(rv, key.clone()));
-            }
+        if key.kind == Kind::Event
+            && let Some(rv) = removed_object.as_ref().and_then(rv_of)
+        {
+            inner.event_order.remove(&(rv, key.clone()));
         }
         let removed = self.publish(inner, EventType::Deleted, current);
         self.cascade(inner, &removed, options.propagation);
