@@ -101,11 +101,7 @@ async fn s05_deleted_pod_is_replaced_without_a_failed_request() {
     let cluster = support::start().await;
     apply_hostbot(&cluster);
     wait(&cluster, "3 ready pods", |s| settled(s, 3, IMAGE)).await;
-    let forward = cluster
-        .port_forward("default", "svc/hostbot", &["0:80"])
-        .await
-        .expect("port-forward svc/hostbot");
-    let traffic = Traffic::start(forward.local_addrs()[0]);
+    let (forward, traffic) = traffic_through_the_service(&cluster).await;
 
     let victim = name(&ready(cluster.store())[0]);
     cluster
@@ -129,11 +125,7 @@ async fn s07_image_change_rolls_without_a_failed_request() {
     apply_hostbot(&cluster);
     wait(&cluster, "3 ready pods", |s| settled(s, 3, IMAGE)).await;
     let before: Vec<String> = pods(cluster.store()).iter().map(name).collect();
-    let forward = cluster
-        .port_forward("default", "svc/hostbot", &["0:80"])
-        .await
-        .expect("port-forward svc/hostbot");
-    let traffic = Traffic::start(forward.local_addrs()[0]);
+    let (forward, traffic) = traffic_through_the_service(&cluster).await;
 
     set_image(&cluster, IMAGE_V2);
     wait(&cluster, "3 ready pods of yourname/hostbot:v2", |s| {
@@ -163,11 +155,7 @@ async fn s10_missing_image_fails_to_pull_and_old_pods_keep_serving() {
     let cluster = support::start().await;
     apply_hostbot(&cluster);
     wait(&cluster, "3 ready pods", |s| settled(s, 3, IMAGE)).await;
-    let forward = cluster
-        .port_forward("default", "svc/hostbot", &["0:80"])
-        .await
-        .expect("port-forward svc/hostbot");
-    let traffic = Traffic::start(forward.local_addrs()[0]);
+    let (forward, traffic) = traffic_through_the_service(&cluster).await;
 
     let missing = "yourname/hostbot:does-not-exist";
     set_image(&cluster, missing);
@@ -362,6 +350,18 @@ fn a_panic_with_running_containers_leaves_none_behind() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A port-forward to svc/hostbot and steady traffic through it.
+async fn traffic_through_the_service(
+    cluster: &harness::cluster::Cluster,
+) -> (harness::portforward::PortForward, Traffic) {
+    let forward = cluster
+        .port_forward("default", "svc/hostbot", &["0:80"])
+        .await
+        .expect("port-forward svc/hostbot");
+    let traffic = Traffic::start(forward.local_addrs()[0]);
+    (forward, traffic)
 }
 
 /// `kubectl set image deploy/hostbot hostbot=IMAGE`.
