@@ -260,7 +260,7 @@ impl Drop for Cluster {
 fn absolute_program(mut command: Vec<OsString>) -> Result<Vec<OsString>> {
     let Some(program) = command.first().map(std::path::PathBuf::from) else {
         return Err(Error::io(
-            "the hostbot command is empty: give a program (HARNESS_HOSTBOT or --hostbot)",
+            "the hostbot command is empty: give a program (HARNESS_HOSTBOT or ClusterOptions::hostbot_command)",
             std::io::Error::from(std::io::ErrorKind::InvalidInput),
         ));
     };
@@ -272,7 +272,7 @@ fn absolute_program(mut command: Vec<OsString>) -> Result<Vec<OsString>> {
     if !absolute.is_file() {
         return Err(Error::io(
             format!(
-                "the hostbot program {} does not exist: build it with `cargo build -p hostbot` or fix HARNESS_HOSTBOT / --hostbot",
+                "the hostbot program {} does not exist: build it with `cargo build -p hostbot` or point HARNESS_HOSTBOT at the binary",
                 absolute.display()
             ),
             std::io::Error::from(std::io::ErrorKind::NotFound),
